@@ -1,0 +1,5 @@
+r"""Flow models and their builders."""
+
+from .base import Flow
+
+__all__ = ["Flow"]
