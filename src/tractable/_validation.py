@@ -56,7 +56,11 @@ def as_float_tensor(value: object, name: str, like: Tensor | None = None) -> Ten
     if value.is_complex():
         raise TypeError(f"{name}: expected a real floating tensor, got dtype {value.dtype}")
     if like is not None:
-        if not value.is_floating_point() or value.dtype != like.dtype or value.device != like.device:
+        if (
+            not value.is_floating_point()
+            or value.dtype != like.dtype
+            or value.device != like.device
+        ):
             value = value.to(dtype=like.dtype, device=like.device)
     elif not value.is_floating_point():
         value = value.to(torch.get_default_dtype())
@@ -94,9 +98,7 @@ def check_event(
         hint = ""
         if value.dim() == len(event_shape) and tuple(value.shape) == event_shape:
             hint = "; for a single example add a batch dimension, e.g. x.unsqueeze(0)"
-        raise ValueError(
-            f"{name}: expected shape {expected}, got {tuple(value.shape)}{hint}"
-        )
+        raise ValueError(f"{name}: expected shape {expected}, got {tuple(value.shape)}{hint}")
     if value.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one row, got shape {tuple(value.shape)}")
     if finite:
@@ -107,7 +109,7 @@ def check_event(
 def check_context(
     context: object, features: int, batch: int | None, like: Tensor | None = None
 ) -> Tensor | None:
-    r"""Validate a context tensor of shape ``(N, features)`` (or ``None`` when ``features == 0``)."""
+    r"""Validate a context of shape ``(N, features)``, or ``None`` when ``features == 0``."""
     if features == 0:
         if context is not None:
             raise ValueError(
@@ -124,13 +126,9 @@ def check_context(
     if not _ENABLED:
         return context
     if context.dim() != 2 or context.shape[1] != features:
-        raise ValueError(
-            f"context: expected shape (N, {features}), got {tuple(context.shape)}"
-        )
+        raise ValueError(f"context: expected shape (N, {features}), got {tuple(context.shape)}")
     if batch is not None and context.shape[0] != batch:
-        raise ValueError(
-            f"context: expected {batch} rows to match x, got {context.shape[0]}"
-        )
+        raise ValueError(f"context: expected {batch} rows to match x, got {context.shape[0]}")
     check_finite(context, "context")
     return context
 

@@ -96,7 +96,9 @@ class StandardNormal(Distribution):
 
     def rsample(self, n: int, temperature: float = 1.0) -> Tensor:
         check_positive_int(n, "n")
-        eps = torch.randn((n, *self.event_shape), dtype=self._anchor.dtype, device=self._anchor.device)
+        eps = torch.randn(
+            (n, *self.event_shape), dtype=self._anchor.dtype, device=self._anchor.device
+        )
         return eps * _check_temperature(temperature)
 
 
@@ -226,14 +228,18 @@ class Uniform(Distribution):
         -1.3862943649291992
     """
 
-    def __init__(self, features: int, low: Tensor | float = 0.0, high: Tensor | float = 1.0) -> None:
+    def __init__(
+        self, features: int, low: Tensor | float = 0.0, high: Tensor | float = 1.0
+    ) -> None:
         check_positive_int(features, "features")
         super().__init__((features,))
         low_t = torch.as_tensor(low, dtype=torch.get_default_dtype()).expand(features).clone()
         high_t = torch.as_tensor(high, dtype=torch.get_default_dtype()).expand(features).clone()
         if not bool((high_t > low_t).all()):
-            raise ValueError(f"high: expected high > low everywhere, got low={low_t.tolist()}, "
-                             f"high={high_t.tolist()}")
+            raise ValueError(
+                f"high: expected high > low everywhere, got low={low_t.tolist()}, "
+                f"high={high_t.tolist()}"
+            )
         self.register_buffer("low", low_t)
         self.register_buffer("high", high_t)
 
@@ -264,7 +270,10 @@ class Logistic(Distribution):
     """
 
     def __init__(
-        self, features: int, loc: Tensor | float = 0.0, scale: Tensor | float = 1.0,
+        self,
+        features: int,
+        loc: Tensor | float = 0.0,
+        scale: Tensor | float = 1.0,
         learnable: bool = False,
     ) -> None:
         check_positive_int(features, "features")

@@ -1,5 +1,6 @@
 r"""Flow models and their builders."""
 
 from .base import Flow
+from .builders import BUILDERS, IAF, MAF, NICE, NSF, Planar, Radial, RealNVP, build
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "BUILDERS", "build", "NICE", "RealNVP", "MAF", "IAF", "NSF", "Planar", "Radial"]

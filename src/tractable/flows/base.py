@@ -117,9 +117,7 @@ class Flow(nn.Module):
         c = c.repeat_interleave(n, dim=0)
         return self.base.rsample(m * n, temperature), c, (m, n)
 
-    def sample(
-        self, n: int, context: Tensor | None = None, temperature: float = 1.0
-    ) -> Tensor:
+    def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Draw ``n`` samples: ``(n, *event_shape)``, or ``(M, n, *event_shape)`` given an
         ``(M, C)`` context. ``temperature`` scales the base distribution's spread."""
         with torch.no_grad():

@@ -57,7 +57,9 @@ def bits_per_dim(nll_nats: Tensor | float, dims: int, levels: int | None = None)
     """
     if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
         raise ValueError(f"dims: expected an int >= 1, got {dims!r}")
-    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int) or levels < 2):
+    if levels is not None and (
+        isinstance(levels, bool) or not isinstance(levels, int) or levels < 2
+    ):
         raise ValueError(f"levels: expected an int >= 2 or None, got {levels!r}")
     offset = dims * math.log(levels) if levels is not None else 0.0
     return (nll_nats + offset) / (dims * math.log(2))

@@ -1,0 +1,35 @@
+# Set-up and the two everyday commands. `make train` and `make test` each create the virtual
+# environment on first use (torch pinned to the CPU build first, so no CUDA build is pulled).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+# One BLAS thread per process: the suite runs in two pytest workers on 2 cores.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg
+
+.PHONY: setup train test lint bench clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+train: setup
+	$(VENV)/bin/tractable train
+
+test: setup
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -p no:cacheprovider
+	$(VENV)/bin/ruff check src tests benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: setup
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/flows.py
+
+clean:
+	rm -rf $(VENV) runs
