@@ -1,5 +1,47 @@
-r"""Metrics: likelihood summaries and sample-based measures (pure functions)."""
+r"""Metrics: likelihood summaries and sample-based measures (pure functions).
 
+Every sample-based metric takes numpy arrays or torch tensors of shape ``(N, F)``, computes in
+float64 and returns a float or a small frozen dataclass.
+"""
+
+from .anomaly import auprc, auroc
+from .divergences import GridDivergences, grid_divergences, wasserstein
+from .duplicates import BirthdayResult, birthday, plot_birthday_pairs
+from .frechet import feature_statistics, fid, fid_from_stats
+from .inception import ISResult, inception_score
 from .likelihood import bits_per_dim, data_space_nll, mean_and_se
+from .mmd import KIDResult, kid, mmd2_unbiased
+from .modes import ModeCoverage, grid_modes, mode_coverage, ring_modes
+from .pca import pca_comparison, plot_pca_comparison
+from .precision_recall import PRDC, knn_radii, prdc
 
-__all__ = ["bits_per_dim", "data_space_nll", "mean_and_se"]
+__all__ = [
+    "bits_per_dim",
+    "data_space_nll",
+    "mean_and_se",
+    "BirthdayResult",
+    "GridDivergences",
+    "ISResult",
+    "KIDResult",
+    "ModeCoverage",
+    "PRDC",
+    "auprc",
+    "auroc",
+    "birthday",
+    "feature_statistics",
+    "fid",
+    "fid_from_stats",
+    "grid_divergences",
+    "grid_modes",
+    "inception_score",
+    "kid",
+    "knn_radii",
+    "mmd2_unbiased",
+    "mode_coverage",
+    "pca_comparison",
+    "plot_birthday_pairs",
+    "plot_pca_comparison",
+    "prdc",
+    "ring_modes",
+    "wasserstein",
+]
