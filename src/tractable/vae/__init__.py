@@ -1,1 +1,49 @@
-r"""vae"""
+r"""Variational autoencoders: encoders :math:`q(z \mid x)`, decoders :math:`p(x \mid z)`, priors
+:math:`p(z)`, the :class:`VAE` model (ELBO and IWAE objectives, KL warm-up) and
+:func:`build_vae`.
+
+Every part behaves as a distribution: encoders have ``log_prob(z, x)``, ``sample(x, k)`` and
+``rsample_and_log_prob(x, k)``; decoders ``log_prob(x, z)``, ``sample(z)``, ``mean(z)``;
+priors ``log_prob(z)`` and ``sample(n)``.
+"""
+
+from .builders import DECODERS, POSTERIORS, PRIORS, build_decoder, build_vae
+from .decoders import BernoulliDecoder, CategoricalDecoder, Decoder, GaussianDecoder, check_grid
+from .encoders import FlowEncoder, GaussianEncoder
+from .gaussian import kl_normal_normal, kl_normal_standard, log_normal_diag
+from .logistic import (
+    DiscretizedLogisticDecoder,
+    DiscretizedLogisticMixtureDecoder,
+    discretized_logistic_log_prob,
+    discretized_logistic_mean,
+)
+from .model import VAE
+from .networks import ConvDecoderNet, ConvEncoderNet, mlp
+from .priors import VampPrior
+
+__all__ = [
+    "VAE",
+    "build_vae",
+    "build_decoder",
+    "PRIORS",
+    "DECODERS",
+    "POSTERIORS",
+    "GaussianEncoder",
+    "FlowEncoder",
+    "Decoder",
+    "BernoulliDecoder",
+    "GaussianDecoder",
+    "CategoricalDecoder",
+    "DiscretizedLogisticDecoder",
+    "DiscretizedLogisticMixtureDecoder",
+    "VampPrior",
+    "discretized_logistic_log_prob",
+    "discretized_logistic_mean",
+    "check_grid",
+    "kl_normal_standard",
+    "kl_normal_normal",
+    "log_normal_diag",
+    "mlp",
+    "ConvEncoderNet",
+    "ConvDecoderNet",
+]

@@ -1,0 +1,170 @@
+r"""One-call VAE builders.
+
+``build_vae(784)`` is the one-stochastic-layer architecture of Burda et al. (2016): a
+784-200-200-50 encoder and a 50-200-200-784 Bernoulli decoder with tanh units, a standard
+normal prior; ``objective="iwae", k=5`` makes it the IWAE of their Table 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from .. import flows
+from .._validation import check_positive_int
+from ..distributions import MixtureOfGaussians, StandardNormal
+from .decoders import BernoulliDecoder, CategoricalDecoder, Decoder, GaussianDecoder
+from .encoders import FlowEncoder, GaussianEncoder
+from .logistic import DiscretizedLogisticDecoder, DiscretizedLogisticMixtureDecoder
+from .model import VAE
+from .networks import check_hidden, event_layout
+from .priors import VampPrior
+
+PRIORS = ("normal", "mog", "vamp", "flow")
+DECODERS = ("bernoulli", "gaussian", "logistic", "logistic_mixture", "categorical")
+POSTERIORS = ("gaussian", "iaf")
+# Decoders whose data live in [0, 1]: VampPrior pseudo-inputs are kept there too.
+_UNIT_DATA = ("bernoulli", "logistic", "logistic_mixture", "categorical")
+
+
+def _flow_builder(name: str) -> object:
+    builder = getattr(flows, name, None)
+    if builder is None:
+        raise ValueError(f"tractable.flows.{name} is not available in this installation")
+    return builder
+
+
+def build_decoder(
+    kind: str,
+    shape: Sequence[int],
+    latent: int,
+    hidden: Sequence[int],
+    activation: str,
+    levels: int = 256,
+    mixtures: int = 5,
+    scale: float | str = "learned",
+) -> Decoder:
+    r"""A decoder by name: ``"bernoulli"``, ``"gaussian"``, ``"logistic"``,
+    ``"logistic_mixture"`` or ``"categorical"``."""
+    common = {"hidden": hidden, "activation": activation}
+    if kind == "bernoulli":
+        return BernoulliDecoder(shape, latent, **common)
+    if kind == "gaussian":
+        return GaussianDecoder(shape, latent, scale=scale, **common)
+    if kind == "logistic":
+        return DiscretizedLogisticDecoder(shape, latent, levels=levels, **common)
+    if kind == "logistic_mixture":
+        return DiscretizedLogisticMixtureDecoder(
+            shape, latent, components=mixtures, levels=levels, **common
+        )
+    if kind == "categorical":
+        return CategoricalDecoder(shape, latent, levels=levels, **common)
+    raise ValueError(f"decoder: expected one of {DECODERS}, got {kind!r}")
+
+
+def build_vae(
+    shape: int | Sequence[int],
+    latent: int = 50,
+    hidden: Sequence[int] = (200, 200),
+    prior: str = "normal",
+    decoder: str = "bernoulli",
+    posterior: str = "gaussian",
+    objective: str = "elbo",
+    k: int = 5,
+    warmup: int = 0,
+    activation: str = "tanh",
+    components: int = 10,
+    pseudo_inputs: int = 500,
+    flow_transforms: int = 2,
+    flow_hidden: Sequence[int] = (128, 128),
+    levels: int = 256,
+    mixtures: int = 5,
+    scale: float | str = "learned",
+) -> VAE:
+    r"""Build a :class:`VAE` from names.
+
+    Args:
+        shape: ``D`` (vectors, MLP networks) or ``(C, H, W)`` (images, small conv nets).
+        latent: the latent size :math:`L`.
+        hidden: dense layer widths of the encoder (the decoder mirrors them).
+        prior: ``"normal"`` (standard normal), ``"mog"`` (learnable mixture of ``components``
+            Gaussians), ``"vamp"`` (VampPrior with ``pseudo_inputs``), ``"flow"`` (a MAF with
+            ``flow_transforms`` layers of ``flow_hidden`` units).
+        decoder: ``"bernoulli"`` (binary data), ``"gaussian"`` (``scale``: a float,
+            ``"learned"`` or ``"network"``), ``"logistic"`` / ``"logistic_mixture"``
+            (discretized logistic, ``mixtures`` components, ``levels``-valued data in [0, 1]),
+            ``"categorical"`` (``levels``-way softmax).
+        posterior: ``"gaussian"`` or ``"iaf"`` (an IAF on top of the Gaussian, conditioned on
+            the encoder features).
+        objective: ``"elbo"`` or ``"iwae"``, with ``k`` samples per example.
+        warmup: KL warm-up steps (see :class:`VAE`).
+        activation: the hidden-unit nonlinearity (``"tanh"`` as in Burda et al.).
+
+    The returned model's ``config`` holds these arguments (JSON-friendly), so
+    ``build_vae(**model.config)`` rebuilds it for loading a ``state_dict``.
+
+    Example:
+        >>> import torch
+        >>> from tractable.vae import build_vae
+        >>> model = build_vae(784)  # Burda et al. (2016): 784-200-200-50, Bernoulli, N(0, I)
+        >>> sum(p.numel() for p in model.parameters())
+        425284
+    """
+    event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
+    event_layout(event)
+    check_positive_int(latent, "latent")
+    hidden = check_hidden(hidden)
+    check_hidden(flow_hidden, "flow_hidden")
+    for name, value, options in (
+        ("prior", prior, PRIORS),
+        ("decoder", decoder, DECODERS),
+        ("posterior", posterior, POSTERIORS),
+    ):
+        if value not in options:
+            raise ValueError(f"{name}: expected one of {options}, got {value!r}")
+    check_positive_int(flow_transforms, "flow_transforms")
+
+    encoder: nn.Module = GaussianEncoder(event, latent, hidden=hidden, activation=activation)
+    if posterior == "iaf":
+        iaf = _flow_builder("IAF")(
+            latent, context=encoder.features, transforms=flow_transforms, hidden=tuple(flow_hidden)
+        )
+        encoder = FlowEncoder(encoder, iaf)
+    dec = build_decoder(
+        decoder, event, latent, tuple(reversed(hidden)), activation, levels, mixtures, scale
+    )
+    if prior == "normal":
+        p_z: nn.Module = StandardNormal(latent)
+    elif prior == "mog":
+        p_z = MixtureOfGaussians(latent, components=components)
+    elif prior == "vamp":
+        p_z = VampPrior(
+            encoder, pseudo_inputs, bounds=(0.0, 1.0) if decoder in _UNIT_DATA else None
+        )
+    else:
+        p_z = _flow_builder("MAF")(latent, transforms=flow_transforms, hidden=tuple(flow_hidden))
+    model = VAE(encoder, dec, p_z, objective=objective, k=k, warmup=warmup)
+    model.config = {
+        "shape": list(event) if len(event) > 1 else event[0],
+        "latent": latent,
+        "hidden": list(hidden),
+        "prior": prior,
+        "decoder": decoder,
+        "posterior": posterior,
+        "objective": objective,
+        "k": k,
+        "warmup": warmup,
+        "activation": activation,
+        "components": components,
+        "pseudo_inputs": pseudo_inputs,
+        "flow_transforms": flow_transforms,
+        "flow_hidden": list(flow_hidden),
+        "levels": levels,
+        "mixtures": mixtures,
+        "scale": scale,
+    }
+    return model
+
+
+__all__ = ["build_vae", "build_decoder", "PRIORS", "DECODERS", "POSTERIORS"]

@@ -1,0 +1,341 @@
+r"""The variational autoencoder (Kingma and Welling 2014; Rezende et al. 2014) and its
+importance-weighted variant (Burda et al. 2016).
+
+A :class:`VAE` is an encoder :math:`q(z \mid x)`, a decoder :math:`p(x \mid z)` and a prior
+:math:`p(z)`. With log-weights :math:`\log w = \log p(x \mid z) + \log p(z) - \log q(z \mid x)`:
+
+.. math::
+    \mathrm{ELBO}(x) = \mathbb{E}_q[\log p(x \mid z)] - \mathrm{KL}(q(z\mid x) \,\|\, p(z))
+    \le \mathcal{L}_k(x) = \mathbb{E}\Big[\log \frac{1}{k} \sum_{i=1}^k w_i\Big]
+    \le \log p(x).
+
+The KL term is analytic for a diagonal Gaussian encoder with a standard (or diagonal) normal
+prior and a Monte Carlo estimate otherwise.
+
+KL warm-up (Bowman et al. 2016; Sønderby et al. 2016): with ``warmup=N`` the KL term (for the
+IWAE, the :math:`\log p(z) - \log q` part of each log-weight) is scaled by
+:math:`\beta = \min(1, t / N)` at training step :math:`t`. The model counts its own steps (each
+``loss`` call in training mode with gradients enabled), so any trainer works; a trainer that
+knows the global step can pin it with ``model.set_step(step)`` before ``loss(batch)``. The
+count is a buffer, saved in the ``state_dict``, so a resumed run continues the schedule.
+Without warm-up, ``model.beta`` can be set by hand (a :math:`\beta`-VAE). Any
+:math:`\beta \ne 1` makes the training loss a different objective from the bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_positive_int
+from ..distributions import DiagNormal, StandardNormal
+from ..estimators import Estimate, importance_sampling, log_mean_exp
+from ..estimators import elbo as elbo_estimate
+from ..estimators import iwae as iwae_estimate
+from .encoders import GaussianEncoder
+from .gaussian import kl_normal_normal, kl_normal_standard
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+class VAE(nn.Module):
+    r"""A VAE: ``encoder`` :math:`q(z\mid x)`, ``decoder`` :math:`p(x\mid z)`, ``prior``
+    :math:`p(z)` (a standard normal by default).
+
+    Args:
+        encoder: a :class:`GaussianEncoder` or :class:`FlowEncoder` (or any module with the
+            same methods).
+        decoder: one of the decoders of :mod:`tractable.vae`.
+        prior: any module with ``log_prob(z)``, ``sample(n)`` and ``event_shape == (L,)``.
+        objective: ``"elbo"`` or ``"iwae"``, the training loss.
+        k: samples per example in the training objective.
+        warmup: KL warm-up steps (0: none).
+        analytic_kl: use the closed-form KL in the ELBO; ``None`` chooses it when it exists.
+
+    Protocol: ``loss(batch)``, ``log_prob(x)`` (an estimate, see its docstring),
+    ``sample(n)``, ``elbo(x)``, ``iwae(x, k)``, ``evaluate(x, k)`` (an :class:`Estimate`).
+
+    Example:
+        >>> import torch
+        >>> from tractable import vae
+        >>> model = vae.build_vae(6, latent=2, hidden=(8,))
+        >>> x = torch.bernoulli(torch.full((4, 6), 0.5))
+        >>> model.loss(x).shape, model.log_prob(x, k=10).shape, model.sample(3).shape
+        (torch.Size([]), torch.Size([4]), torch.Size([3, 6]))
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        prior: nn.Module | None = None,
+        objective: str = "elbo",
+        k: int = 1,
+        warmup: int = 0,
+        analytic_kl: bool | None = None,
+    ) -> None:
+        super().__init__()
+        for name, module, attrs in (
+            ("encoder", encoder, ("rsample_and_log_prob", "gaussian", "latent", "event_shape")),
+            ("decoder", decoder, ("log_prob", "sample", "mean", "check", "latent")),
+        ):
+            if not isinstance(module, nn.Module) or not all(hasattr(module, a) for a in attrs):
+                raise TypeError(
+                    f"{name}: expected a tractable VAE {name} (with {', '.join(attrs)}),"
+                    f" got {type(module).__name__}"
+                )
+        if encoder.latent != decoder.latent:
+            raise ValueError(
+                f"decoder: expected latent={encoder.latent} to match the encoder, got "
+                f"{decoder.latent}"
+            )
+        if tuple(encoder.event_shape) != tuple(decoder.event_shape):
+            raise ValueError(
+                f"decoder: expected event_shape {tuple(encoder.event_shape)} to match "
+                f"the encoder, got {tuple(decoder.event_shape)}"
+            )
+        if prior is None:
+            prior = StandardNormal(encoder.latent)
+        if not isinstance(prior, nn.Module) or not (
+            hasattr(prior, "log_prob") and hasattr(prior, "sample")
+        ):
+            raise TypeError(
+                f"prior: expected a module with log_prob and sample, got {type(prior).__name__}"
+            )
+        if tuple(getattr(prior, "event_shape", ())) != (encoder.latent,):
+            raise ValueError(
+                f"prior: expected event_shape ({encoder.latent},), got "
+                f"{getattr(prior, 'event_shape', None)}"
+            )
+        if getattr(prior, "context_features", 0):
+            raise ValueError("prior: expected an unconditional distribution (context = 0)")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+        check_positive_int(k, "k")
+        check_positive_int(warmup, "warmup", minimum=0)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.objective = objective
+        self.k = k
+        self.warmup = warmup
+        possible = isinstance(encoder, GaussianEncoder) and isinstance(
+            prior, (StandardNormal, DiagNormal)
+        )
+        if analytic_kl and not possible:
+            raise ValueError(
+                "analytic_kl: a closed-form KL needs a GaussianEncoder and a StandardNormal or "
+                f"DiagNormal prior, got {type(encoder).__name__} and {type(prior).__name__}"
+            )
+        self.analytic_kl = possible if analytic_kl is None else bool(analytic_kl)
+        self._beta = 1.0
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.last_terms: dict[str, float | Tensor] = {}
+        self.config: dict[str, object] | None = None  # set by build_vae, for rebuilding
+
+    # -- shapes and schedule ----------------------------------------------------------------
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.decoder.event_shape)
+
+    @property
+    def latent(self) -> int:
+        return self.encoder.latent
+
+    @property
+    def beta(self) -> float:
+        r"""The KL weight: :math:`\min(1, t/N)` under warm-up, else the value set by hand (1)."""
+        if self.warmup > 0:
+            return min(1.0, int(self.step) / self.warmup)
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        if self.warmup > 0:
+            raise ValueError(
+                f"beta: this model's beta follows the warm-up schedule (warmup={self.warmup}); "
+                "call set_step(step), or build it with warmup=0 to set beta by hand"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"beta: expected a float >= 0, got {value!r}")
+        self._beta = float(value)
+
+    def set_step(self, step: int) -> None:
+        r"""Set the training step that drives the KL warm-up."""
+        check_positive_int(step, "step", minimum=0)
+        self.step.fill_(step)
+
+    # -- the terms --------------------------------------------------------------------------
+    def _check(self, x: Tensor) -> Tensor:
+        return self.decoder.check(x)
+
+    def _log_joint(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        r""":math:`\log p(x\mid z)` and :math:`\log p(z)` for flat rows (x already checked)."""
+        return self.decoder.log_prob(x, z, check=False), self.prior.log_prob(z)
+
+    def _weights(
+        self, x: Tensor, k: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+        r"""``log p(x|z)``, ``log p(z)``, ``log q`` ``(k, N)`` and, for a Gaussian encoder, its
+        ``loc`` and ``log_scale`` ``(N, L)``."""
+        loc = log_scale = None
+        if isinstance(self.encoder, GaussianEncoder):
+            loc, log_scale, _ = self.encoder.gaussian(x)
+            z, log_q = GaussianEncoder.draw(loc, log_scale, k)
+        else:
+            z, log_q = self.encoder.rsample_and_log_prob(x, k)
+        n = x.shape[0]
+        xr = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
+        log_px, log_pz = self._log_joint(xr, z.reshape(k * n, -1))
+        return log_px.reshape(k, n), log_pz.reshape(k, n), log_q, loc, log_scale
+
+    def _kl(self, loc: Tensor, log_scale: Tensor) -> Tensor:
+        if isinstance(self.prior, StandardNormal):
+            return kl_normal_standard(loc, log_scale)
+        return kl_normal_normal(loc, log_scale, self.prior.loc, self.prior.log_scale)
+
+    def _elbo_parts(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        log_px, log_pz, log_q, loc, log_scale = self._weights(x, k)
+        rec = log_px.mean(0)
+        kl = self._kl(loc, log_scale) if self.analytic_kl else (log_q - log_pz).mean(0)
+        return rec, kl
+
+    def elbo(self, x: Tensor, k: int = 1, beta: float = 1.0) -> Tensor:
+        r"""The ELBO per example (differentiable), a *lower bound* on :math:`\log p(x)`:
+
+        .. math:: \frac{1}{k}\sum_{i=1}^k \log p(x \mid z_i) - \beta\,\mathrm{KL}(q \,\|\, p)
+
+        with the KL analytic when possible (else averaged over the same ``k`` draws).
+        ``(N, *event_shape) -> (N,)``; ``beta = 1`` is the bound itself.
+        """
+        check_positive_int(k, "k")
+        rec, kl = self._elbo_parts(self._check(x), k)
+        return rec - beta * kl
+
+    def iwae(self, x: Tensor, k: int = 5, beta: float = 1.0) -> Tensor:
+        r"""The k-sample importance-weighted bound per example (differentiable; Burda et al.
+        2016), an unbiased estimate of :math:`\mathcal{L}_k \le \log p(x)`:
+
+        .. math:: \log \frac{1}{k} \sum_{i=1}^k \exp\big(\log p(x\mid z_i)
+                  + \beta(\log p(z_i) - \log q(z_i\mid x))\big)
+
+        ``beta = 1`` is the bound itself. ``(N, *event_shape) -> (N,)``.
+        """
+        check_positive_int(k, "k")
+        log_px, log_pz, log_q, _, _ = self._weights(self._check(x), k)
+        return log_mean_exp(log_px + beta * (log_pz - log_q), dim=0)
+
+    # -- the protocol -----------------------------------------------------------------------
+    def loss(self, batch: Tensor | Sequence[Tensor]) -> Tensor:
+        r"""The training loss: minus the mean ``objective`` (nats per example) with the
+        current :attr:`beta` and ``k``. A batch is ``x`` or ``(x, ...)`` (labels ignored).
+
+        Counts a training step (for the warm-up) when in training mode with gradients on.
+        ``last_terms`` keeps the batch means of the reconstruction term, the KL and beta.
+        """
+        x = batch if isinstance(batch, Tensor) else batch[0]
+        x = self._check(x)
+        beta = self.beta
+        if self.objective == "elbo":
+            rec, kl = self._elbo_parts(x, self.k)
+            obj = rec - beta * kl
+        else:
+            log_px, log_pz, log_q, _, _ = self._weights(x, self.k)
+            obj = log_mean_exp(log_px + beta * (log_pz - log_q), dim=0)
+            rec, kl = log_px.mean(0), (log_q - log_pz).mean(0)
+        self.last_terms = {
+            "reconstruction": rec.detach().mean(),
+            "kl": kl.detach().mean(),
+            "beta": beta,
+        }
+        if self.training and torch.is_grad_enabled():
+            self.step += 1
+        return -obj.mean()
+
+    def _proposal(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        return self.encoder.rsample_and_log_prob(x, k)
+
+    def _joint(self, x: Tensor, z: Tensor) -> Tensor:
+        log_px, log_pz = self._log_joint(x, z)
+        return log_px + log_pz
+
+    def evaluate(
+        self,
+        x: Tensor,
+        k: int = 5000,
+        estimator: str = "importance",
+        repeats: int = 1,
+        max_rows: int | None = None,
+    ) -> Estimate:
+        r"""A log-likelihood :class:`Estimate` with standard errors, in bounded memory.
+
+        ``estimator``: ``"importance"`` (importance sampling with the encoder as proposal: an
+        *estimate* of :math:`\log p(x)`, with delta-method standard errors and ESS; Burda et al.
+        used :math:`k = 5000`), ``"iwae"`` (the same numbers read as the bound
+        :math:`\mathcal{L}_k`, averaged over ``repeats``), or ``"elbo"`` (a *bound*, Monte Carlo
+        over ``k`` draws). See :mod:`tractable.estimators`.
+        """
+        x = self._check(x)
+        common = {"sample_and_log_q": self._proposal, "k": k, "max_rows": max_rows}
+        was_training = self.training
+        self.eval()
+        try:
+            if estimator == "importance":
+                return importance_sampling(self._joint, x, **common)
+            if estimator == "iwae":
+                return iwae_estimate(self._joint, x, repeats=repeats, **common)
+            if estimator == "elbo":
+                return elbo_estimate(self._joint, x, **common)
+        finally:
+            self.train(was_training)
+        raise ValueError(f"estimator: expected 'importance', 'iwae' or 'elbo', got {estimator!r}")
+
+    def log_prob(
+        self, x: Tensor, context: Tensor | None = None, k: int = 100, estimator: str = "iwae"
+    ) -> Tensor:
+        r"""An *estimate* of :math:`\log p(x)` per example, ``(N,)``, not the exact density.
+
+        ``estimator="iwae"`` (default): :math:`\log \frac{1}{k}\sum_i w_i` with ``k`` encoder
+        draws, the importance-sampling estimate whose expectation is the IWAE bound
+        :math:`\mathcal{L}_k \le \log p(x)`. ``estimator="elbo"``: a Monte Carlo ELBO over
+        ``k`` draws (a bound). Computed without gradients and in chunks; for training use
+        :meth:`loss`, :meth:`elbo` or :meth:`iwae`; for standard errors use :meth:`evaluate`.
+        """
+        if context is not None:
+            raise ValueError("context: a VAE is unconditional, got a context tensor")
+        if estimator not in ("iwae", "elbo"):
+            raise ValueError(f"estimator: expected 'iwae' or 'elbo', got {estimator!r}")
+        x = self._check(x)
+        est = self.evaluate(x, k=k, estimator="importance" if estimator == "iwae" else "elbo")
+        return est.values.to(x.dtype)
+
+    def sample(self, n: int, context: Tensor | None = None, mean: bool = False) -> Tensor:
+        r"""``n`` draws ``(n, *event_shape)``: :math:`z \sim p(z)`, then :math:`x \sim p(x\mid
+        z)` (or its mean with ``mean=True``, e.g. pixel probabilities)."""
+        if context is not None:
+            raise ValueError("context: a VAE is unconditional, got a context tensor")
+        check_positive_int(n, "n")
+        with torch.no_grad():
+            z = self.prior.sample(n)
+            return self.decoder.mean(z) if mean else self.decoder.sample(z)
+
+    def encode(self, x: Tensor) -> Tensor:
+        r"""The mean of the encoder's Gaussian stage, ``(N, L)``."""
+        return self.encoder.gaussian(self._check(x))[0]
+
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        r"""Decode the encoder's mean: the decoder mean (or a draw), ``(N, *event_shape)``."""
+        with torch.no_grad():
+            z = self.encode(x)
+            return self.decoder.mean(z) if mean else self.decoder.sample(z)
+
+    def extra_repr(self) -> str:
+        return (
+            f"objective={self.objective!r}, k={self.k}, warmup={self.warmup}, "
+            f"analytic_kl={self.analytic_kl}"
+        )
+
+
+__all__ = ["VAE"]
