@@ -1,0 +1,510 @@
+r"""The training loop: :func:`fit` starts a run, :func:`resume` continues one exactly.
+
+Any ``torch.nn.Module`` with ``loss(batch) -> scalar Tensor`` trains here, where ``batch`` is a
+tensor ``x`` or a tuple ``(x, context)``. The loop reads top to bottom: draw the next global
+batch, add batch noise, forward and backward, guard against divergence, step, validate, log,
+checkpoint. A run directory holds
+
+* ``config.json``: ``{"model": model_config, "data": data_config, "train": TrainConfig,
+  "data_fingerprint": ..., ...}``;
+* ``log.jsonl``: one JSON object per logged step (``step, epoch, loss, lr, grad_norm, seconds,
+  nonfinite_steps``, and at evaluations ``val_loss, best_val_loss``, plus ``model.extra_log()``
+  and ``log_extra(model, step)``);
+* ``best.safetensors``: the best-validation weights, rewritten at each improvement;
+* ``checkpoints/step-<step>.<k>/``: the latest exact-resume checkpoint(s)
+  (see :mod:`tractable.train.checkpoint`);
+* ``model.safetensors`` and ``metrics.json``: the final weights and the summary, at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from .batches import Batch, as_parts, derive_seed, fingerprint, permutation, take, to_batch
+from .checkpoint import (
+    has_checkpoint,
+    load_latest_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
+from .config import TrainConfig
+from .distributed import (
+    DistContext,
+    LossModule,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    setup_distributed,
+    teardown_distributed,
+)
+from .evaluate import evaluate_loss
+from .guards import (
+    BatchTransform,
+    DivergenceError,
+    apply_transform,
+    check_finite_model,
+    check_json,
+    check_loss,
+    check_model,
+    check_setup,
+    divergence_error,
+    model_loss,
+    truncate_log,
+)
+from .rng import capture_globals, restore_globals, seed_globals
+from .schedule import LRSchedule, clip_gradients, make_optimizer
+from .serialization import (
+    atomic_write_bytes,
+    atomic_write_json,
+    model_state,
+    read_json,
+    tensors_to_bytes,
+)
+
+ValLossFn = Callable[[nn.Module, Batch], Tensor]
+LogExtra = Callable[[nn.Module, int], Mapping[str, float]]
+
+
+@dataclass
+class _Counters:
+    r"""The JSON part of the trainer state (everything that is not a tensor)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_val: float = math.inf
+    best_step: int | None = None
+    last_val: float | None = None
+    evals_since_best: int = 0
+    consecutive_nonfinite: int = 0
+    nonfinite_total: int = 0
+    loss_sum: float = 0.0  # finite training losses since the last log line
+    loss_count: int = 0
+    last_loss: float | None = None  # the mean training loss of the last log line
+    last_grad_norm: float | None = None
+    seconds: float = 0.0
+    stop_reason: str | None = None
+
+
+@dataclass
+class _Run:
+    model: nn.Module
+    train: tuple[Tensor, ...]
+    val: tuple[Tensor, ...] | None
+    config: TrainConfig
+    run_dir: Path | None
+    ctx: DistContext
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    noise: torch.Generator
+    counters: _Counters
+    best_weights: dict[str, Tensor] | None
+    batch_transform: BatchTransform | None
+    val_loss_fn: ValLossFn | None
+    log_extra: LogExtra | None
+    progress: bool
+
+
+def fit(
+    model: nn.Module,
+    train_data: Tensor | tuple[Tensor, ...],
+    val_data: Tensor | tuple[Tensor, ...] | None = None,
+    config: TrainConfig | None = None,
+    run_dir: str | Path | None = None,
+    *,
+    model_config: Mapping[str, Any] | None = None,
+    data_config: Mapping[str, Any] | None = None,
+    batch_transform: BatchTransform | None = None,
+    val_loss_fn: ValLossFn | None = None,
+    progress: bool = True,
+    log_extra: LogExtra | None = None,
+) -> dict[str, Any]:
+    r"""Train ``model`` in place by minimising ``model.loss(batch)``; returns the summary dict.
+
+    Args:
+        model: an ``nn.Module`` with ``loss(batch) -> scalar Tensor``; an optional
+            ``extra_log() -> dict`` is logged (e.g. a CNF's function evaluations).
+        train_data: a tensor ``(N, ...)`` or a tuple ``(x, context)`` of tensors.
+        val_data: the same for validation (mean loss under ``torch.no_grad`` and ``eval()``).
+        config: the :class:`TrainConfig` (defaults to ``TrainConfig()``).
+        run_dir: where to write the run (must not hold a run already); ``None`` writes nothing.
+        model_config, data_config: JSON dicts stored in ``config.json`` (what the caller needs
+            to rebuild the model and the data).
+        batch_transform: ``batch_transform(x, generator) -> x`` applied to every training
+            ``x`` (dequantization, dynamic binarization), drawing only from ``generator``, which
+            the trainer seeds and checkpoints.
+        val_loss_fn: ``val_loss_fn(model, batch) -> scalar`` mean validation loss of a batch
+            (default ``model.loss(batch)``).
+        progress: show a tqdm bar (only on an interactive terminal, only on rank 0).
+        log_extra: ``log_extra(model, step) -> dict`` of extra numbers logged at each
+            evaluation (rank 0 only).
+
+    Returns:
+        ``{"steps", "stop_reason", "best_val_loss", "best_step", "final_val_loss",
+        "train_loss", "nonfinite_steps", "seconds", "restored_best", "run_dir"}``, also
+        written to ``metrics.json``.
+
+    Raises:
+        DivergenceError: after ``max_consecutive_nonfinite`` non-finite steps in a row, or
+            when the weights themselves become non-finite. Nothing non-finite is ever saved.
+
+    The global torch, NumPy and Python generators are seeded from ``config.seed`` (and the
+    rank); under ``torchrun`` the run is data parallel (:mod:`tractable.train.distributed`).
+
+    Example:
+        >>> import torch, tractable as tr
+        >>> base = tr.distributions.DiagNormal(2)  # a learnable Gaussian, no transform
+        >>> flow = tr.flows.Flow(tr.transforms.Compose(), base=base)
+        >>> x = 3.0 + 0.5 * torch.randn(512, 2)
+        >>> cfg = TrainConfig(steps=300, batch_size=64, lr=0.05, eval_every=100)
+        >>> out = fit(flow, x[:400], x[400:], cfg, progress=False)
+        >>> out["steps"], out["stop_reason"], round(out["best_val_loss"], 1)
+        (300, 'completed', 1.6)
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+    check_model(model)
+    train = as_parts(train_data, "train_data")
+    val = as_parts(val_data, "val_data") if val_data is not None else None
+    for name, value in (("model_config", model_config), ("data_config", data_config)):
+        if value is not None:
+            check_json(value, name)
+    run_path = Path(run_dir) if run_dir is not None else None
+    ctx = setup_distributed()
+    try:
+        check_setup(config, train, val, ctx)
+        if run_path is not None and (
+            (run_path / "config.json").exists() or has_checkpoint(run_path)
+        ):
+            raise FileExistsError(
+                f"run_dir: {str(run_path)!r} already holds a run; continue it with "
+                "tractable.train.resume(...) or choose a new directory"
+            )
+        barrier(ctx)  # every rank has checked before rank 0 writes
+        if run_path is not None and ctx.is_main:
+            run_path.mkdir(parents=True, exist_ok=True)
+            version = getattr(sys.modules.get("tractable"), "__version__", None)
+            atomic_write_json(
+                run_path / "config.json",
+                {
+                    "format": "tractable-run/1",
+                    "tractable_version": version,
+                    "model": None if model_config is None else dict(model_config),
+                    "data": None if data_config is None else dict(data_config),
+                    "data_fingerprint": {"train": fingerprint(train), "val": fingerprint(val)},
+                    "train": config.to_dict(),
+                    "world_size": ctx.world_size,
+                },
+            )
+        if ctx.device is not None:
+            model.to(ctx.device)
+        seed_globals(config.seed, ctx.rank)
+        noise = torch.Generator(device=train[0].device)
+        noise.manual_seed(derive_seed(config.seed, "batch_transform"))
+        run = _Run(
+            model, train, val, config, run_path, ctx,
+            make_optimizer(model.parameters(), config), LRSchedule(config), noise, _Counters(),
+            None, batch_transform, val_loss_fn, log_extra, progress,
+        )  # fmt: skip
+        return _loop(run, saved_at=None)
+    finally:
+        teardown_distributed(ctx)
+
+
+def resume(
+    run_dir: str | Path,
+    model: nn.Module,
+    train_data: Tensor | tuple[Tensor, ...],
+    val_data: Tensor | tuple[Tensor, ...] | None = None,
+    *,
+    batch_transform: BatchTransform | None = None,
+    val_loss_fn: ValLossFn | None = None,
+    progress: bool = True,
+    log_extra: LogExtra | None = None,
+) -> dict[str, Any]:
+    r"""Continue the run in ``run_dir`` from its latest complete checkpoint, exactly.
+
+    ``model`` is a freshly built model of the same architecture (e.g. from
+    ``build_fn(read_json(run_dir / "config.json")["model"])``); its weights, the optimiser,
+    schedule, RNG states, data position and early-stopping bookkeeping are restored, so the
+    run ends with the same parameters, bit for bit, as one never interrupted (same world size
+    and hardware). The data must be the same as at :func:`fit` (checked by SHA-256), and
+    ``batch_transform``/``val_loss_fn``/``log_extra`` should be the same callables. Log lines
+    written after the checkpoint are dropped. A finished run is not trained further; its
+    summary is rewritten and returned.
+    """
+    run_path = Path(run_dir)
+    saved = read_json(run_path / "config.json")
+    config = TrainConfig.from_dict(saved["train"])
+    check_model(model)
+    train = as_parts(train_data, "train_data")
+    val = as_parts(val_data, "val_data") if val_data is not None else None
+    expected = saved.get("data_fingerprint", {})
+    for name, parts in (("train", train), ("val", val)):
+        if fingerprint(parts) != expected.get(name):
+            raise ValueError(
+                f"{name}_data: differs from the data the run in {str(run_path)!r} was started "
+                f"with (expected {expected.get(name)}, got {fingerprint(parts)}); an exact "
+                "resume needs the same data"
+            )
+    ctx = setup_distributed()
+    try:
+        check_setup(config, train, val, ctx)
+        step, weights, state = load_latest_checkpoint(run_path)
+        model.load_state_dict(weights["model"])
+        if ctx.device is not None:
+            model.to(ctx.device)
+        optimizer = make_optimizer(model.parameters(), config)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule = LRSchedule(config)
+        schedule.load_state_dict(state["schedule"])
+        noise = torch.Generator(device=train[0].device)
+        noise.set_state(state["noise"])
+        if len(state["rng"]) == ctx.world_size:
+            restore_globals(state["rng"][ctx.rank])
+        else:
+            warnings.warn(
+                f"resume: the run was checkpointed with {len(state['rng'])} processes and now "
+                f"has {ctx.world_size}; noise drawn inside model.loss will differ",
+                stacklevel=2,
+            )
+            seed_globals(derive_seed(config.seed, "resume", step), ctx.rank)
+        if ctx.is_main:
+            # Forget what happened after the checkpoint: log lines and newer best weights.
+            truncate_log(run_path / "log.jsonl", step)
+            remove_stale_temp_files(run_path)
+            if "best" in weights:
+                blob = tensors_to_bytes(weights["best"], {"format": "tractable-model/1"})
+                atomic_write_bytes(run_path / "best.safetensors", blob)
+            elif (run_path / "best.safetensors").exists():
+                (run_path / "best.safetensors").unlink()
+        run = _Run(
+            model, train, val, config, run_path, ctx, optimizer, schedule, noise,
+            _Counters(**state["counters"]), weights.get("best"), batch_transform, val_loss_fn,
+            log_extra, progress,
+        )  # fmt: skip
+        return _loop(run, saved_at=step)
+    finally:
+        teardown_distributed(ctx)
+
+
+def _loop(run: _Run, saved_at: int | None) -> dict[str, Any]:
+    cfg, ctx, c, model = run.config, run.ctx, run.counters, run.model
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss_module: nn.Module = LossModule(model)
+    if ctx.enabled:
+        ids = [ctx.device.index] if ctx.device is not None and ctx.device.type == "cuda" else None
+        loss_module = DistributedDataParallel(loss_module, device_ids=ids)
+    n_train = run.train[0].shape[0]
+    per_epoch = n_train // cfg.batch_size
+    local = cfg.batch_size // ctx.world_size
+    shard = slice(ctx.rank * local, (ctx.rank + 1) * local)
+    order = permutation(n_train, cfg.seed, c.epoch)
+    log = open(run.run_dir / "log.jsonl", "a") if run.run_dir and ctx.is_main else None  # noqa: SIM115
+    interactive = run.progress and ctx.is_main and sys.stderr.isatty()
+    bar = tqdm(total=cfg.steps, initial=c.step, disable=not interactive, desc="train")
+    started, seconds_before = time.perf_counter(), c.seconds
+    model.train()
+    try:
+        while c.step < cfg.steps and c.stop_reason is None:
+            # The next global batch, identical on every rank; each rank keeps its own slice.
+            if c.batch_in_epoch == per_epoch:
+                c.epoch, c.batch_in_epoch = c.epoch + 1, 0
+                order = permutation(n_train, cfg.seed, c.epoch)
+            rows = order[
+                c.batch_in_epoch * cfg.batch_size : (c.batch_in_epoch + 1) * cfg.batch_size
+            ]
+            c.batch_in_epoch += 1
+            parts = take(run.train, rows)
+            if run.batch_transform is not None:
+                parts = (apply_transform(run.batch_transform, parts[0], run.noise), *parts[1:])
+            batch = to_batch(take(parts, shard), device)
+
+            # Forward and backward; the loss and the gradient norm are global (rank averages).
+            lr = run.schedule.rate(c.step)
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            run.optimizer.zero_grad(set_to_none=True)
+            loss = loss_module(batch)
+            check_loss(loss)
+            loss.backward()
+            loss_value = (
+                float(all_reduce_sum(loss.detach().double().reshape(1), ctx)) / ctx.world_size
+            )
+            grad_norm = clip_gradients(params, cfg.grad_clip)
+
+            # Divergence guard: a non-finite loss or gradient never reaches the weights.
+            if math.isfinite(loss_value) and math.isfinite(grad_norm):
+                run.optimizer.step()
+                c.consecutive_nonfinite = 0
+                c.loss_sum, c.loss_count = c.loss_sum + loss_value, c.loss_count + 1
+            else:
+                run.optimizer.zero_grad(set_to_none=True)
+                c.consecutive_nonfinite += 1
+                c.nonfinite_total += 1
+                if c.consecutive_nonfinite >= cfg.max_consecutive_nonfinite:
+                    raise divergence_error(
+                        c.step, c.consecutive_nonfinite, c.nonfinite_total,
+                        cfg.max_consecutive_nonfinite, loss_value, grad_norm, run.run_dir,
+                    )  # fmt: skip
+            c.step += 1
+            c.last_grad_norm = grad_norm
+
+            # Validation, early stopping, logging, checkpoints.
+            evaluated = run.val is not None and (
+                c.step % cfg.eval_every == 0 or c.step == cfg.steps
+            )
+            if evaluated:
+                _validate(run)
+            c.seconds = seconds_before + time.perf_counter() - started
+            if evaluated or c.step % cfg.log_every == 0 or c.step == cfg.steps:
+                _log(run, log, bar, lr, evaluated)
+            bar.update(1)
+            if (
+                run.run_dir is not None
+                and cfg.checkpoint_every
+                and c.step % cfg.checkpoint_every == 0
+            ):
+                _checkpoint(run, log)
+                saved_at = c.step
+        if run.run_dir is not None and saved_at != c.step:
+            _checkpoint(run, log)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    return _finish(run)
+
+
+def _validate(run: _Run) -> None:
+    cfg, c = run.config, run.counters
+    assert run.val is not None
+    fn = run.val_loss_fn if run.val_loss_fn is not None else model_loss
+    val_loss = evaluate_loss(run.model, run.val, cfg.val_batch_size, fn, run.ctx)
+    c.last_val = val_loss
+    if not math.isfinite(val_loss):
+        warnings.warn(f"validation loss at step {c.step} is {val_loss}", stacklevel=3)
+    if math.isfinite(val_loss) and val_loss < c.best_val - cfg.min_delta:
+        c.best_val, c.best_step, c.evals_since_best = val_loss, c.step, 0
+        _check_finite(run, "best.safetensors")
+        run.best_weights = {k: v.to("cpu", copy=True) for k, v in model_state(run.model).items()}
+        if run.run_dir is not None and run.ctx.is_main:
+            blob = tensors_to_bytes(
+                run.best_weights, {"format": "tractable-model/1", "step": str(c.step)}
+            )
+            atomic_write_bytes(run.run_dir / "best.safetensors", blob)
+    else:
+        c.evals_since_best += 1
+    run.schedule.observe(val_loss)
+    if cfg.patience is not None and c.evals_since_best >= cfg.patience:
+        c.stop_reason = "early_stopping"
+
+
+def _log(run: _Run, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
+    c = run.counters
+    record: dict[str, Any] = {
+        "step": c.step,
+        "epoch": c.epoch,
+        "loss": c.loss_sum / c.loss_count if c.loss_count else None,
+        "lr": lr,
+        "grad_norm": c.last_grad_norm,
+        "seconds": round(c.seconds, 3),
+        "nonfinite_steps": c.nonfinite_total,
+    }
+    c.loss_sum, c.loss_count = 0.0, 0
+    c.last_loss = record["loss"]
+    if evaluated:
+        record["val_loss"] = c.last_val
+        record["best_val_loss"] = c.best_val
+    if not run.ctx.is_main:
+        return
+    extra = getattr(run.model, "extra_log", None)
+    if callable(extra):
+        record.update({str(k): float(v) for k, v in extra().items()})
+    if evaluated and run.log_extra is not None:
+        record.update({str(k): float(v) for k, v in run.log_extra(run.model, c.step).items()})
+    record = {
+        k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in record.items()
+    }
+    if log is not None:
+        log.write(json.dumps(record, allow_nan=False) + "\n")
+        log.flush()
+    shown = {"loss": record["loss"]}
+    if c.last_val is not None:
+        shown["val"] = c.last_val
+    bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None}, refresh=False)
+
+
+def _checkpoint(run: _Run, log: Any) -> None:
+    _check_finite(run, "a checkpoint")
+    rng = all_gather_objects(capture_globals(), run.ctx)  # a collective: every rank takes part
+    if not run.ctx.is_main or run.run_dir is None:
+        return
+    if log is not None:
+        log.flush()
+        os.fsync(log.fileno())
+    state = {
+        "format": "tractable-trainer/1",
+        "counters": dataclasses.asdict(run.counters),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state_dict(),
+        "noise": run.noise.get_state(),
+        "rng": rng,
+    }
+    weights = {"model": model_state(run.model)}
+    if run.best_weights is not None:
+        weights["best"] = run.best_weights
+    save_checkpoint(
+        run.run_dir, run.counters.step, weights, state, keep=run.config.keep_checkpoints
+    )
+
+
+def _check_finite(run: _Run, what: str) -> None:
+    c = run.counters
+    check_finite_model(run.model, what, c.step, c.consecutive_nonfinite, c.nonfinite_total)
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    c = run.counters
+    restored = run.config.restore_best and run.best_weights is not None
+    if restored:
+        run.model.load_state_dict(run.best_weights)
+    _check_finite(run, "the final model")
+    summary = {
+        "steps": c.step,
+        "stop_reason": c.stop_reason or "completed",
+        "best_val_loss": c.best_val if math.isfinite(c.best_val) else None,
+        "best_step": c.best_step,
+        "final_val_loss": c.last_val if c.last_val is None or math.isfinite(c.last_val) else None,
+        "train_loss": c.last_loss,
+        "nonfinite_steps": c.nonfinite_total,
+        "seconds": round(c.seconds, 3),
+        "restored_best": restored,
+        "run_dir": str(run.run_dir) if run.run_dir is not None else None,
+    }
+    if run.run_dir is not None and run.ctx.is_main:
+        state = model_state(run.model)
+        blob = tensors_to_bytes(state, {"format": "tractable-model/1", "step": str(c.step)})
+        atomic_write_bytes(run.run_dir / "model.safetensors", blob)
+        atomic_write_json(run.run_dir / "metrics.json", summary)
+    return summary
+
+
+__all__ = ["DivergenceError", "fit", "resume"]
