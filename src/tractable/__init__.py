@@ -11,16 +11,22 @@ Example:
     torch.Size([5])
 """
 
-from . import distributions, flows, nn, transforms
+from . import continuous, data, distributions, estimators, flows, metrics, nn, train, transforms, vae
 from ._validation import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "continuous",
+    "data",
     "distributions",
+    "estimators",
+    "metrics",
     "flows",
     "nn",
+    "train",
     "transforms",
+    "vae",
     "set_validation",
     "validation",
     "validation_enabled",

@@ -1,1 +1,28 @@
-r"""continuous"""
+r"""Continuous normalizing flows: CNF transforms solved with torchdiffeq, and FFJORD.
+
+Chen et al. 2018 (Neural ODEs), Grathwohl et al. 2019 (FFJORD), Finlay et al. 2020 (RNODE).
+"""
+
+from .cnf import ADAPTIVE_SOLVERS, CNF, DIVERGENCES, FIXED_SOLVERS
+from .divergence import NOISES, exact_divergence, hutchinson_divergence, hutchinson_noise
+from .dynamics import ODEMLP, ConcatLinear, ConcatSquashLinear
+from .ffjord import FFJORD, ContinuousFlow, reset_nfe, rnode_penalty, total_nfe
+
+__all__ = [
+    "CNF",
+    "FFJORD",
+    "ContinuousFlow",
+    "ODEMLP",
+    "ConcatLinear",
+    "ConcatSquashLinear",
+    "exact_divergence",
+    "hutchinson_divergence",
+    "hutchinson_noise",
+    "total_nfe",
+    "reset_nfe",
+    "rnode_penalty",
+    "ADAPTIVE_SOLVERS",
+    "FIXED_SOLVERS",
+    "DIVERGENCES",
+    "NOISES",
+]
