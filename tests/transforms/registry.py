@@ -8,6 +8,7 @@ from its domain, including points near the domain's edges.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,7 +16,9 @@ import torch
 from torch import Tensor
 
 import tractable as tr
+from tractable import continuous as C
 from tractable import transforms as T
+from tractable.transforms import image as I
 
 
 @dataclass
@@ -27,25 +30,48 @@ class Case:
     domain: str = "real"  # "real", "unit" (0, 1), "symmetric" (-1, 1)
     covers: tuple[type, ...] = ()
     maps: tuple[type, ...] = field(default_factory=tuple)
+    shape: tuple[int, ...] = ()  # the event shape; (features,) unless given
+    context_shape: tuple[int, ...] = ()  # the shape of one context row; (context,) unless given
+    out_shape: tuple[int, ...] = ()  # the event shape of the output z; shape unless given
+
+    def __post_init__(self) -> None:
+        if not self.shape:
+            self.shape = (self.features,)
+        if not self.out_shape:
+            self.out_shape = self.shape
+        if math.prod(self.out_shape) != self.features:
+            raise ValueError(
+                f"{self.name}: out_shape {self.out_shape} does not have {self.features} entries"
+            )
+        if math.prod(self.shape) != self.features:
+            raise ValueError(
+                f"{self.name}: shape {self.shape} does not have {self.features} entries"
+            )
+        if not self.context_shape and self.context:
+            self.context_shape = (self.context,)
 
     def inputs(self, n: int = 16) -> Tensor:
-        """Random points of the domain plus points near its edges, (n + extra, D)."""
-        D = self.features
+        """Random points of the domain plus points near its edges, (n + extra, *shape)."""
+        S = self.shape
+
+        def edge(*values: float) -> Tensor:
+            return torch.stack([torch.full(S, v) for v in values])
+
         if self.domain == "real":
-            x = 1.5 * torch.randn(n, D)
-            edge = torch.tensor([[7.5] * D, [-7.5] * D, [4.999] * D, [-5.001] * D])
+            x = 1.5 * torch.randn(n, *S)
+            extra = edge(7.5, -7.5, 4.999, -5.001)
         elif self.domain == "unit":
-            x = torch.rand(n, D) * 0.98 + 0.01
-            edge = torch.tensor([[1e-6] * D, [1 - 1e-6] * D])
+            x = torch.rand(n, *S) * 0.98 + 0.01
+            extra = edge(1e-6, 1 - 1e-6)
         elif self.domain == "symmetric":
-            x = (torch.rand(n, D) * 2 - 1) * 0.98
-            edge = torch.tensor([[-1 + 1e-6] * D, [1 - 1e-6] * D])
+            x = (torch.rand(n, *S) * 2 - 1) * 0.98
+            extra = edge(-1 + 1e-6, 1 - 1e-6)
         else:
             raise ValueError(self.domain)
-        return torch.cat([x, edge.to(x.dtype)])
+        return torch.cat([x, extra.to(x.dtype)])
 
     def contexts(self, n: int) -> Tensor | None:
-        return torch.randn(n, self.context) if self.context else None
+        return torch.randn(n, *self.context_shape) if self.context else None
 
 
 def randomize(module: torch.nn.Module, scale: float = 0.3) -> None:
@@ -202,6 +228,135 @@ CASES: list[Case] = [
         covers=(T.Compose,),
     ),
 ]
+
+
+def _actnorm_image() -> T.Transform:
+    t = T.ActNorm(2)
+    t(2.0 + 3.0 * torch.randn(16, 2, 3, 3))  # per-channel data-dependent initialisation
+    randomize(t, 0.1)
+    return t
+
+
+# Image transforms: events (C, H, W), event_dims = 3.
+CASES += [
+    Case(
+        "squeeze",
+        I.Squeeze,
+        32,
+        shape=(2, 4, 4),
+        out_shape=(8, 2, 2),
+        covers=(I.Squeeze,),
+    ),
+    Case(
+        "inv_conv1x1",
+        _randomized(lambda: I.InvConv1x1(3)),
+        12,
+        shape=(3, 2, 2),
+        covers=(I.InvConv1x1,),
+    ),
+    Case(
+        "inv_conv1x1_lu",
+        _randomized(lambda: I.InvConv1x1LU(3)),
+        12,
+        shape=(3, 2, 2),
+        covers=(I.Pixelwise, T.LULinear),
+    ),
+    Case(
+        "pixelwise_maf_ctx",
+        _randomized(lambda: I.Pixelwise(T.MaskedAffineAutoregressive(3, context=2, hidden=(8,)))),
+        12,
+        context=2,
+        shape=(3, 2, 2),
+        covers=(I.Pixelwise,),
+    ),
+    Case(
+        "image_coupling_checkerboard",
+        _randomized(lambda: I.ImageCoupling(2, T.Affine(), "checkerboard", hidden=8)),
+        32,
+        shape=(2, 4, 4),
+        covers=(I.ImageCoupling,),
+        maps=(T.Affine,),
+    ),
+    Case(
+        "image_coupling_checkerboard_flip_additive",
+        _randomized(lambda: I.ImageCoupling(1, T.Shift(), "checkerboard-flip", hidden=4)),
+        9,
+        shape=(1, 3, 3),
+        covers=(I.ImageCoupling,),
+        maps=(T.Shift,),
+    ),
+    Case(
+        "image_coupling_channel_ctx",
+        _randomized(lambda: I.ImageCoupling(3, T.Affine(), "channel", context=2, hidden=8)),
+        12,
+        context=2,
+        shape=(3, 2, 2),
+        covers=(I.ImageCoupling,),
+    ),
+    Case(
+        "image_coupling_channel_flip_spline",
+        _randomized(
+            lambda: I.ImageCoupling(3, T.RQSpline(4), "channel-flip", hidden=4, blocks=2), 1.0
+        ),
+        12,
+        shape=(3, 2, 2),
+        covers=(I.ImageCoupling,),
+        maps=(T.RQSpline,),
+    ),
+    Case(
+        "image_coupling_spatial_ctx",
+        _randomized(lambda: I.ImageCoupling(2, T.Affine(), "checkerboard", context=1, hidden=8)),
+        18,
+        context=1,
+        context_shape=(1, 3, 3),
+        shape=(2, 3, 3),
+        covers=(I.ImageCoupling,),
+    ),
+    Case("actnorm_image", _actnorm_image, 18, shape=(2, 3, 3), covers=(T.ActNorm,)),
+    Case(
+        "glow_step_ctx",
+        _randomized(
+            lambda: T.Compose(
+                T.ActNorm(4),
+                I.InvConv1x1LU(4),
+                I.ImageCoupling(4, T.Affine(), "channel", context=2, hidden=8),
+            )
+        ),
+        16,
+        context=2,
+        shape=(4, 2, 2),
+        covers=(T.Compose, I.Pixelwise, I.ImageCoupling),
+    ),
+    Case(
+        "multiscale_stage",
+        _randomized(
+            lambda: T.Compose(
+                I.ImageCoupling(1, T.Affine(), "checkerboard", hidden=4),
+                I.Squeeze(),
+                I.InvConv1x1(4),
+                I.ImageCoupling(4, T.Affine(), "channel-flip", hidden=4),
+            )
+        ),
+        16,
+        shape=(1, 4, 4),
+        out_shape=(4, 2, 2),
+        covers=(T.Compose, I.Squeeze, I.InvConv1x1),
+    ),
+]
+
+
+
+
+def _cnf() -> T.Transform:
+    # direct backpropagation keeps the autograd-Jacobian checks cheap; the adjoint has its own
+    # tests in tests/continuous. Tight solver tolerances: the checks are at atol 1e-6.
+    field = C.ODEMLP(2, context=1, hidden=(4,), activation="tanh")
+    cnf = C.CNF(field, learn_T=True, T=0.8, solver="dopri5", atol=1e-9, rtol=1e-9, adjoint=False)
+    randomize(cnf, 0.3)
+    return cnf.eval()
+
+
+CASES.append(Case("cnf", _cnf, 2, context=1, covers=(C.CNF,)))
 
 # Transform subclasses that are abstract and never instantiated on their own.
 ABSTRACT: set[type] = {T.Transform}

@@ -48,9 +48,11 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 
 def _per_example_jacobian(fn, x: torch.Tensor) -> torch.Tensor:
-    """(N, D, D) Jacobians of a row-wise map, from the autograd Jacobian of the whole batch."""
-    J = torch.autograd.functional.jacobian(fn, x)  # (N, D, N, D)
-    idx = torch.arange(x.shape[0])
+    """(N, D, D) Jacobians of a map of examples (N, *shape), D = prod(shape), from the autograd
+    Jacobian of the whole batch with every example flattened."""
+    n, D = x.shape[0], x[0].numel()
+    J = torch.autograd.functional.jacobian(fn, x).reshape(n, D, n, D)
+    idx = torch.arange(n)
     return J[idx, :, idx, :]
 
 
@@ -61,7 +63,7 @@ def test_invertibility(case: Case) -> None:
     with torch.no_grad():
         z, ladj = t(x, c)
         x_back, ladj_inv = t.inverse(z, c)
-    assert z.shape == x.shape and ladj.shape == (x.shape[0],)
+    assert z.shape == (x.shape[0], *case.out_shape) and ladj.shape == (x.shape[0],)
     torch.testing.assert_close(x_back, x, atol=ATOL, rtol=0)
     torch.testing.assert_close(ladj_inv, -ladj, atol=ATOL, rtol=0)
 
@@ -104,15 +106,15 @@ def test_batch_shapes(case: Case) -> None:
     for n in (1, 5):
         x = case.inputs(n)[:n]
         z, ladj = t(x, case.contexts(n))
-        assert z.shape == (n, case.features) and ladj.shape == (n,)
+        assert z.shape == (n, *case.out_shape) and ladj.shape == (n,)
         xb, lb = t.inverse(z, case.contexts(n))
-        assert xb.shape == (n, case.features) and lb.shape == (n,)
+        assert xb.shape == (n, *case.shape) and lb.shape == (n,)
 
 
 def test_finite_on_large_inputs(case: Case) -> None:
     t = case.build()
     if case.domain == "real":
-        x = 50.0 * torch.randn(32, case.features)
+        x = 50.0 * torch.randn(32, *case.shape)
     else:
         x = case.inputs(32)
     c = case.contexts(x.shape[0])

@@ -16,6 +16,7 @@ Example:
 """
 
 from .dataset import Dataset
+from .dequantization import VariationalDequantizer
 from .download import default_data_root, download, sha256_of
 from .images import read_idx
 from .preprocess import Preprocessor, fit_standardizer, nll_to_report
@@ -25,6 +26,7 @@ from .toy import sample_toy, toy_modes
 __all__ = [
     "Dataset",
     "Preprocessor",
+    "VariationalDequantizer",
     "default_data_root",
     "describe",
     "download",

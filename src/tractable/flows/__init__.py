@@ -2,5 +2,32 @@ r"""Flow models and their builders."""
 
 from .base import Flow
 from .builders import BUILDERS, IAF, MAF, NICE, NSF, Planar, Radial, RealNVP, build
+from .image import (
+    IMAGE_BUILDERS,
+    GaussianPrior,
+    Glow,
+    MultiscaleFlow,
+    MultiscaleRealNVP,
+    interpolate,
+    save_image_grid,
+)
 
-__all__ = ["Flow", "BUILDERS", "build", "NICE", "RealNVP", "MAF", "IAF", "NSF", "Planar", "Radial"]
+__all__ = [
+    "Flow",
+    "BUILDERS",
+    "build",
+    "NICE",
+    "RealNVP",
+    "MAF",
+    "IAF",
+    "NSF",
+    "Planar",
+    "Radial",
+    "IMAGE_BUILDERS",
+    "GaussianPrior",
+    "Glow",
+    "MultiscaleFlow",
+    "MultiscaleRealNVP",
+    "interpolate",
+    "save_image_grid",
+]

@@ -12,6 +12,15 @@ from .autoregressive import (
 from .base import Compose, Inverse, Transform, sum_except_batch
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling, SplineCoupling
 from .elementwise import ActNorm, Atanh, BatchNorm, ElementwiseAffine, Logit, Sigmoid, Tanh
+from .image import (
+    ConvResNet,
+    ImageCoupling,
+    InvConv1x1,
+    InvConv1x1LU,
+    Pixelwise,
+    Squeeze,
+    checkerboard,
+)
 from .linear import LULinear, Permutation, Reverse
 from .maps import Affine, RQSpline, Shift, soft_clamp
 from .planar import Planar, Radial
@@ -46,4 +55,11 @@ __all__ = [
     "Planar",
     "Radial",
     "rational_quadratic_spline",
+    "Squeeze",
+    "InvConv1x1",
+    "InvConv1x1LU",
+    "Pixelwise",
+    "ImageCoupling",
+    "ConvResNet",
+    "checkerboard",
 ]
