@@ -316,3 +316,27 @@ def test_evaluate_loss_is_a_row_weighted_mean_and_restores_the_mode() -> None:
     assert model.training and model.calls == 0  # eval mode: not counted as training calls
     with pytest.raises(ValueError, match="batch_size: expected an int >= 1, got 0"):
         evaluate_loss(model, x, batch_size=0)
+
+
+def test_resume_with_more_steps_continues_a_finished_run(tmp_path) -> None:
+    """`resume(..., steps=N)` extends a finished run and ends where an N-step run ends."""
+    import tractable as tr
+    from tractable.train import TrainConfig, fit, resume
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return tr.flows.MAF(2, transforms=1, hidden=(8,))
+
+    x = torch.randn(256, 2)
+    cfg = TrainConfig(steps=6, batch_size=32, eval_every=3, seed=3)
+    short = model()
+    fit(short, x, x[:64], cfg, tmp_path / "a", model_config={"m": 1}, progress=False)
+    extended = model()
+    resume(tmp_path / "a", extended, x, x[:64], progress=False, steps=10)
+    full = model()
+    fit(full, x, x[:64], TrainConfig(steps=10, batch_size=32, eval_every=3, seed=3),
+        tmp_path / "b", model_config={"m": 1}, progress=False)
+    for (name, a), b in zip(extended.state_dict().items(), full.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="steps: expected an int >= the run's current total"):
+        resume(tmp_path / "a", model(), x, x[:64], progress=False, steps=4)

@@ -237,6 +237,7 @@ def resume(
     val_loss_fn: ValLossFn | None = None,
     progress: bool = True,
     log_extra: LogExtra | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     r"""Continue the run in ``run_dir`` from its latest complete checkpoint, exactly.
 
@@ -248,10 +249,24 @@ def resume(
     ``batch_transform``/``val_loss_fn``/``log_extra`` should be the same callables. Log lines
     written after the checkpoint are dropped. A finished run is not trained further; its
     summary is rewritten and returned.
+
+    ``steps`` raises the run's total number of steps (it is recorded in ``config.json``), so a
+    finished run can be continued further; a cosine schedule is then stretched to the new total
+    from the resumed step on.
     """
     run_path = Path(run_dir)
     saved = read_json(run_path / "config.json")
     config = TrainConfig.from_dict(saved["train"])
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < config.steps:
+            raise ValueError(
+                f"steps: expected an int >= the run's current total of {config.steps}, "
+                f"got {steps!r}"
+            )
+        if steps != config.steps:
+            config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
+            if int(os.environ.get("RANK", "0")) == 0:  # only one process writes
+                atomic_write_json(run_path / "config.json", {**saved, "train": config.to_dict()})
     check_model(model)
     train = as_parts(train_data, "train_data")
     val = as_parts(val_data, "val_data") if val_data is not None else None
