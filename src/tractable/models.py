@@ -43,7 +43,8 @@ class ModelEntry:
         except (ImportError, AttributeError):
             return []
         return [
-            p.name for p in sig.parameters.values()
+            p.name
+            for p in sig.parameters.values()
             if p.name not in (self.shape_argument, "context", "embedding")
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         ]
@@ -52,28 +53,75 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {
     e.name: e
     for e in [
-        ModelEntry("maf", "tractable.flows.builders:MAF", "vector",
-                   "masked autoregressive flow (Papamakarios et al. 2017)"),
-        ModelEntry("iaf", "tractable.flows.builders:IAF", "vector",
-                   "inverse autoregressive flow (Kingma et al. 2016); slow density"),
-        ModelEntry("realnvp", "tractable.flows.builders:RealNVP", "vector",
-                   "affine coupling flow (Dinh et al. 2017)"),
-        ModelEntry("nice", "tractable.flows.builders:NICE", "vector",
-                   "additive coupling flow (Dinh et al. 2015)"),
-        ModelEntry("nsf", "tractable.flows.builders:NSF", "vector",
-                   "neural spline flow, autoregressive or coupling (Durkan et al. 2019)"),
-        ModelEntry("planar", "tractable.flows.builders:Planar", "vector",
-                   "planar flows (Rezende and Mohamed 2015)"),
-        ModelEntry("radial", "tractable.flows.builders:Radial", "vector",
-                   "radial flows (Rezende and Mohamed 2015)"),
-        ModelEntry("ffjord", "tractable.continuous:FFJORD", "vector",
-                   "continuous normalizing flow on torchdiffeq (Grathwohl et al. 2019)"),
-        ModelEntry("vae", "tractable.vae:build_vae", "any",
-                   "variational autoencoder; ELBO/IWAE training (Kingma and Welling 2014)"),
-        ModelEntry("glow", "tractable.flows.image:Glow", "image",
-                   "multiscale Glow for images (Kingma and Dhariwal 2018)", "shape"),
-        ModelEntry("multiscale-realnvp", "tractable.flows.image:MultiscaleRealNVP", "image",
-                   "multiscale RealNVP for images (Dinh et al. 2017)", "shape"),
+        ModelEntry(
+            "maf",
+            "tractable.flows.builders:MAF",
+            "vector",
+            "masked autoregressive flow (Papamakarios et al. 2017)",
+        ),
+        ModelEntry(
+            "iaf",
+            "tractable.flows.builders:IAF",
+            "vector",
+            "inverse autoregressive flow (Kingma et al. 2016); slow density",
+        ),
+        ModelEntry(
+            "realnvp",
+            "tractable.flows.builders:RealNVP",
+            "vector",
+            "affine coupling flow (Dinh et al. 2017)",
+        ),
+        ModelEntry(
+            "nice",
+            "tractable.flows.builders:NICE",
+            "vector",
+            "additive coupling flow (Dinh et al. 2015)",
+        ),
+        ModelEntry(
+            "nsf",
+            "tractable.flows.builders:NSF",
+            "vector",
+            "neural spline flow, autoregressive or coupling (Durkan et al. 2019)",
+        ),
+        ModelEntry(
+            "planar",
+            "tractable.flows.builders:Planar",
+            "vector",
+            "planar flows (Rezende and Mohamed 2015)",
+        ),
+        ModelEntry(
+            "radial",
+            "tractable.flows.builders:Radial",
+            "vector",
+            "radial flows (Rezende and Mohamed 2015)",
+        ),
+        ModelEntry(
+            "ffjord",
+            "tractable.continuous:FFJORD",
+            "vector",
+            "continuous normalizing flow on torchdiffeq (Grathwohl et al. 2019)",
+        ),
+        ModelEntry(
+            "vae",
+            "tractable.vae:build_vae",
+            "any",
+            "variational autoencoder; ELBO/IWAE training (Kingma and Welling 2014)",
+            "shape",
+        ),
+        ModelEntry(
+            "glow",
+            "tractable.flows.image:Glow",
+            "image",
+            "multiscale Glow for images (Kingma and Dhariwal 2018)",
+            "shape",
+        ),
+        ModelEntry(
+            "multiscale-realnvp",
+            "tractable.flows.image:MultiscaleRealNVP",
+            "image",
+            "multiscale RealNVP for images (Dinh et al. 2017)",
+            "shape",
+        ),
     ]
 }
 
@@ -107,8 +155,12 @@ def model_config(
         raise ValueError(
             f"options: unknown option(s) {unknown} for model {name!r}; expected some of {known}"
         )
-    return {"model": name, "shape": [int(s) for s in shape], "context": int(context),
-            "options": options}
+    return {
+        "model": name,
+        "shape": [int(s) for s in shape],
+        "context": int(context),
+        "options": options,
+    }
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,329 @@
+r"""The command line: ``tractable train | eval | sample | plot | list``.
+
+Every command works on run directories (see :mod:`tractable.runs`). Errors in what the user
+typed are reported on one line, without a traceback (set ``TRACTABLE_DEBUG=1`` for one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CONFIG_KEYS = {
+    "model",
+    "data",
+    "steps",
+    "batch_size",
+    "lr",
+    "seed",
+    "out",
+    "options",
+    "data_options",
+    "train",
+    "data_root",
+    "data_seed",
+    "n",
+    "conditional",
+}
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag}: expected KEY=VALUE, got {item!r}")
+        out[key.replace("-", "_")] = _value(value)
+    return out
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--config: no such file {path!r}")
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"--config: {path!r} is not valid YAML ({err})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"--config: expected a mapping of settings in {path!r}")
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
+    if unknown:
+        raise ValueError(
+            f"--config: unknown key(s) {unknown} in {path!r}; valid keys: {sorted(CONFIG_KEYS)}"
+        )
+    return cfg
+
+
+def _print(result: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def _fmt(value: Any, se: Any = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.4f}"
+    if se is not None and not (isinstance(se, float) and math.isnan(se)):
+        text += f" ± {se:.4f}"
+    return text
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import runs
+
+    progress = not args.json and sys.stderr.isatty()
+    if args.resume:
+        metrics = runs.continue_run(args.resume, steps=args.steps, progress=progress)
+        run_dir = args.resume
+    else:
+        cfg = _read_config(args.config) if args.config else {}
+        options = {**cfg.get("options", {}), **_pairs(args.option, "--option")}
+        for flag in ("prior", "objective", "k", "decoder", "posterior", "latent"):
+            if getattr(args, flag) is not None:
+                options[flag] = getattr(args, flag)
+        settings = {
+            "model": args.model or cfg.get("model", runs.DEFAULT_MODEL),
+            "data": args.data or cfg.get("data", runs.DEFAULT_DATA),
+            "steps": args.steps if args.steps is not None else cfg.get("steps", 2000),
+            "batch_size": args.batch_size or cfg.get("batch_size", 256),
+            "lr": args.lr if args.lr is not None else cfg.get("lr", 1e-3),
+            "seed": args.seed if args.seed is not None else cfg.get("seed", 0),
+            "out": args.out or cfg.get("out"),
+            "options": options,
+            "data_options": {
+                **cfg.get("data_options", {}),
+                **_pairs(args.data_option, "--data-option"),
+            },
+            "train_options": {
+                **cfg.get("train", {}),
+                **_pairs(args.train_option, "--train-option"),
+            },
+            "data_root": args.data_root or cfg.get("data_root"),
+            "data_seed": args.data_seed if args.data_seed is not None else cfg.get("data_seed", 0),
+            "n": args.n if args.n is not None else cfg.get("n"),
+            "conditional": args.conditional or bool(cfg.get("conditional", False)),
+        }
+        if settings["out"] and (Path(settings["out"]) / "config.json").exists():
+            raise FileExistsError(
+                f"--out: {settings['out']!r} already holds a run; continue it with "
+                f"'tractable train --resume {settings['out']}' or choose another --out"
+            )
+        metrics = runs.train_run(**settings, progress=progress)
+        run_dir = metrics.get("run_dir")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    lines = [
+        f"run: {run_dir}",
+        f"model: {metrics.get('model')} ({metrics.get('params')} parameters) on "
+        f"{metrics.get('data')}, {metrics.get('steps')} steps in "
+        f"{metrics.get('train_seconds', 0):.1f} s",
+        f"test NLL: {_fmt(metrics.get('test_nll'), metrics.get('test_nll_se'))} nats/example "
+        f"({metrics.get('test_estimator')})",
+    ]
+    if metrics.get("test_bpd") is not None:
+        lines.append(f"test bits/dim: {_fmt(metrics['test_bpd'], metrics.get('test_bpd_se'))}")
+    if metrics.get("nonfinite_steps"):
+        lines.append(f"skipped non-finite steps: {metrics['nonfinite_steps']}")
+    for p in metrics.get("plots", []):
+        lines.append(f"plot: {p}")
+    _print(metrics, args.json, lines)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import runs
+
+    if args.k is not None and args.k < 1:
+        raise ValueError(f"--k: expected an int >= 1, got {args.k}")
+    result = runs.evaluate_run(args.run_dir, args.split, args.estimator, args.k)
+    s = args.split
+    lines = [
+        f"{s} NLL: {_fmt(result[f'{s}_nll'], result[f'{s}_nll_se'])} nats/example "
+        f"({result.get(f'{s}_estimator')}"
+        + (f", k={result[f'{s}_k']}" if f"{s}_k" in result else "")
+        + ")"
+    ]
+    if result.get(f"{s}_bpd") is not None:
+        lines.append(f"{s} bits/dim: {_fmt(result[f'{s}_bpd'], result.get(f'{s}_bpd_se'))}")
+    _print(result, args.json, lines)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import runs
+
+    if args.n < 1:
+        raise ValueError(f"-n: expected an int >= 1, got {args.n}")
+    x, out = runs.sample_run(args.run_dir, args.n, args.temperature, args.out, args.seed)
+    print(f"wrote {tuple(x.shape)} samples to {out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import runs
+
+    for p in runs.plot_run(args.run_dir):
+        print(f"plot: {p}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import data
+    from .models import MODELS
+
+    models = {
+        name: {"input": e.input, "summary": e.summary, "options": e.option_names()}
+        for name, e in MODELS.items()
+    }
+    datasets = {name: data.describe(name) for name in data.names()}
+    if args.json:
+        print(json.dumps({"models": models, "datasets": datasets}, indent=2))
+        return 0
+    print("models (tractable train --model NAME [-o OPTION=VALUE ...]):")
+    for name, m in models.items():
+        print(f"  {name:<20} {m['summary']}")
+        if m["options"]:
+            print(f"  {'':<20} options: {', '.join(m['options'])}")
+    print("\ndatasets (tractable train --data NAME, or a path to a .csv/.npy/.npz file):")
+    for name, text in datasets.items():
+        print(f"  {name:<22} {text.splitlines()[0] if text else ''}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tractable",
+        description="Likelihood-based generative models: train, evaluate, sample, plot.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a model into a run directory",
+        description="Train a model; with no arguments, a MAF on 'moons'.",
+    )
+    t.add_argument("--model", help="model name (see 'tractable list'; default maf)")
+    t.add_argument("--data", help="dataset name or a .csv/.npy/.npz path (default moons)")
+    t.add_argument("--steps", type=int, help="training steps (default 2000)")
+    t.add_argument("--batch-size", type=int, help="batch size (default 256)")
+    t.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    t.add_argument("--seed", type=int, help="seed of the model and training (default 0)")
+    t.add_argument("--data-seed", type=int, help="seed of the data splits (default 0)")
+    t.add_argument("--train-size", dest="n", type=int, help="number of training examples to use")
+    t.add_argument("--out", help="run directory to create (default runs/MODEL-DATA-TIME)")
+    t.add_argument("--config", help="YAML file of settings (flags override it)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run (to --steps in total)")
+    t.add_argument("--data-root", help="folder of local benchmark data files")
+    t.add_argument("--conditional", action="store_true", help="condition on the class labels")
+    t.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="model option, e.g. -o hidden=[64,64] -o transforms=8",
+    )
+    t.add_argument(
+        "--data-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="dataset option, e.g. --data-option logit=0.05",
+    )
+    t.add_argument(
+        "-t",
+        "--train-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="trainer option, e.g. -t schedule=cosine -t patience=5",
+    )
+    for flag, text in (
+        ("prior", "VAE prior: normal, mog, vamp, flow"),
+        ("objective", "VAE objective: elbo or iwae"),
+        ("decoder", "VAE decoder"),
+        ("posterior", "VAE posterior: gaussian, iaf"),
+    ):
+        t.add_argument(f"--{flag}", help=text)
+    t.add_argument("--k", type=int, help="VAE importance samples for --objective iwae")
+    t.add_argument("--latent", type=int, help="VAE latent dimension")
+    t.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run's NLL on a split")
+    e.add_argument("run_dir")
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.add_argument(
+        "--estimator",
+        choices=("exact", "elbo", "iwae", "is"),
+        help="latent-variable models: elbo, iwae (default) or is",
+    )
+    e.add_argument("--k", type=int, help="importance samples (latent-variable models)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("sample", help="draw samples from a run")
+    s.add_argument("run_dir")
+    s.add_argument("-n", type=int, default=64, help="number of samples (per class if conditional)")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="file.npy or file.png (default RUN_DIR/samples.npy)")
+    s.set_defaults(func=cmd_sample)
+
+    pl = sub.add_parser("plot", help="write a run's plots")
+    pl.add_argument("run_dir")
+    pl.set_defaults(func=cmd_plot)
+
+    ls = sub.add_parser("list", help="list models, datasets and their options")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if os.environ.get("TRACTABLE_DEBUG"):
+        return args.func(args)
+    from .train import CheckpointError, DivergenceError
+
+    try:
+        return args.func(args)
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        KeyError,
+        ImportError,
+        CheckpointError,
+        DivergenceError,
+    ) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"tractable: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "tractable: interrupted; resume with 'tractable train --resume RUN_DIR'",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""End-to-end tests of the command line (small budgets; the slow ones are marked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tractable.cli import main
+
+TINY = ["-o", "hidden=[16]", "-o", "transforms=2", "--train-size", "512", "--batch-size", "64"]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_eval_sample_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = run(
+        [
+            "train",
+            "--model",
+            "maf",
+            "--data",
+            "moons",
+            "--steps",
+            "30",
+            "--out",
+            str(out),
+            "--json",
+            *TINY,
+        ],
+        capsys,
+    )
+    assert code == 0
+    metrics = json.loads(stdout)
+    for key in ("test_nll", "test_nll_se", "val_nll", "steps", "train_seconds", "params"):
+        assert key in metrics, key
+    assert np.isfinite(metrics["test_nll"]) and metrics["steps"] == 30
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["test_nll"] == metrics["test_nll"]
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "log.jsonl",
+        "training_curves.png",
+        "density.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "density.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    code, stdout, _ = run(["eval", str(out), "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["test_nll"] == pytest.approx(metrics["test_nll"])
+
+    code, stdout, _ = run(
+        ["sample", str(out), "-n", "7", "--temperature", "0.5", "--out", str(tmp_path / "s.npy")],
+        capsys,
+    )
+    assert code == 0 and np.load(tmp_path / "s.npy").shape == (7, 2)
+    (out / "density.png").unlink()
+    code, stdout, _ = run(["plot", str(out)], capsys)
+    assert code == 0 and (out / "density.png").is_file()
+
+
+def test_resume_extends_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert run(["train", "--steps", "10", "--out", str(out), *TINY], capsys)[0] == 0
+    code, _, _ = run(["train", "--resume", str(out), "--steps", "20", "--json"], capsys)
+    assert code == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 20
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--model", "glowworm"], "model: unknown model 'glowworm'; expected one of"),
+        (["train", "--data", "nope"], "unknown dataset 'nope'; expected one of"),
+        (["train", "-o", "hiden=3"], "unknown option(s) ['hiden'] for model 'maf'"),
+        (["train", "-o", "hidden"], "--option: expected KEY=VALUE"),
+        (["train", "--steps", "0"], "steps"),
+        (["train", "--model", "glow", "--data", "moons"], "needs an image dataset"),
+        (["eval", "/nonexistent/run"], "holds no run"),
+        (["train", "--config", "/nonexistent.yaml"], "--config: no such file"),
+    ],
+)
+def test_bad_input_is_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert err.startswith("tractable: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: maf\nlearning_rate: 0.1\n")
+    code, _, err = run(["train", "--config", str(bad)], capsys)
+    assert code == 2 and "unknown key(s) ['learning_rate']" in err
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "model: realnvp\ndata: 8gaussians\nsteps: 5\nn: 256\nbatch_size: 32\n"
+        "options: {hidden: [8], transforms: 2}\ntrain: {schedule: cosine}\n"
+    )
+    out = tmp_path / "run"
+    code, stdout, _ = run(["train", "--config", str(good), "--out", str(out), "--json"], capsys)
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["model"] == "realnvp" and config["train"]["schedule"] == "cosine"
+    assert config["data"]["dataset"]["name"] == "8gaussians"
+
+
+def test_existing_run_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert run(["train", "--steps", "2", "--out", str(out), *TINY], capsys)[0] == 0
+    code, _, err = run(["train", "--steps", "2", "--out", str(out), *TINY], capsys)
+    assert code == 2 and "--resume" in err
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(["list", "--json"], capsys)
+    listing = json.loads(stdout)
+    assert code == 0 and {"maf", "nsf", "vae", "ffjord", "glow"} <= set(listing["models"])
+    assert {"moons", "digits", "mnist5k-binary"} <= set(listing["datasets"])
+
+
+def test_discrete_data_reports_bits_per_dim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = run(
+        [
+            "train",
+            "--model",
+            "realnvp",
+            "--data",
+            "digits",
+            "--steps",
+            "5",
+            "--out",
+            str(out),
+            "--json",
+            "-o",
+            "hidden=[8]",
+            "-o",
+            "transforms=2",
+        ],
+        capsys,
+    )
+    m = json.loads(stdout)
+    assert code == 0 and 0 < m["test_bpd"] < 20
+    assert (out / "samples.png").is_file()
+
+
+def test_vae_with_estimators(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "vae"
+    code, _, _ = run(
+        [
+            "train",
+            "--model",
+            "vae",
+            "--data",
+            "digits-binary",
+            "--steps",
+            "5",
+            "--prior",
+            "mog",
+            "--objective",
+            "iwae",
+            "--k",
+            "3",
+            "--latent",
+            "4",
+            "-o",
+            "hidden=[16]",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    results = {}
+    for est, k in (("elbo", 20), ("iwae", 5), ("iwae", 200)):
+        code, stdout, _ = run(
+            ["eval", str(out), "--estimator", est, "--k", str(k), "--json"], capsys
+        )
+        assert code == 0
+        results[(est, k)] = json.loads(stdout)
+        assert results[(est, k)]["test_nll_se"] > 0
+    # bounds on log p: ELBO <= IWAE_5 <= IWAE_200 (NLL the other way), within standard errors
+    nll = {key: r["test_nll"] for key, r in results.items()}
+    se = max(r["test_nll_se"] for r in results.values())
+    assert nll[("elbo", 20)] + se >= nll[("iwae", 5)] >= nll[("iwae", 200)] - se
+    stored = json.loads((out / "metrics.json").read_text())["evaluations"]
+    assert {"test:elbo-20", "test:iwae-5", "test:iwae-200"} <= set(stored)
+
+
+@pytest.mark.slow
+def test_image_flow_and_ffjord(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(
+        [
+            "train",
+            "--model",
+            "glow",
+            "--data",
+            "digits",
+            "--steps",
+            "3",
+            "--batch-size",
+            "32",
+            "-o",
+            "levels=1",
+            "-o",
+            "depth=1",
+            "-o",
+            "hidden=8",
+            "--out",
+            str(tmp_path / "g"),
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0 and np.isfinite(json.loads(stdout)["test_bpd"])
+    code, stdout, _ = run(
+        [
+            "train",
+            "--model",
+            "ffjord",
+            "--data",
+            "8gaussians",
+            "--steps",
+            "3",
+            "--train-size",
+            "256",
+            "--batch-size",
+            "64",
+            "-o",
+            "hidden=[8]",
+            "--out",
+            str(tmp_path / "f"),
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0 and np.isfinite(json.loads(stdout)["test_nll"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m tractable train ...` trains data-parallel on CPU."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "tractable",
+        "train",
+        "--steps",
+        "10",
+        "--out",
+        str(out),
+        "--json",
+        *TINY,
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 10 and np.isfinite(metrics["test_nll"])
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
