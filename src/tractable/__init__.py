@@ -11,7 +11,18 @@ Example:
     torch.Size([5])
 """
 
-from . import continuous, data, distributions, estimators, flows, metrics, nn, train, transforms, vae
+from . import (
+    continuous,
+    data,
+    distributions,
+    estimators,
+    flows,
+    metrics,
+    nn,
+    train,
+    transforms,
+    vae,
+)
 from ._validation import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
