@@ -178,3 +178,19 @@ def test_load_model_errors(tmp_path: Path) -> None:
         load_model(tmp_path, lambda c: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ValueError, match="config: expected a JSON-serialisable dict"):
         save_model(tmp_path, Toy(), {"f": object()})
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_taken_for_a_pickle(
+    tmp_path,
+) -> None:
+    """Regression: a header of 128 bytes makes the file's first byte 0x80, a pickle's opcode."""
+    import struct
+
+    from tractable.train import load_state
+
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    header = header + b" " * (128 - len(header))
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(struct.pack("<Q", 128) + header + struct.pack("<f", 1.5))
+    assert path.read_bytes()[0] == 0x80
+    assert load_state(path)["w"].tolist() == [1.5]

@@ -228,9 +228,17 @@ def read_verified(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
 # -- public loading ----------------------------------------------------------------------------
 def _looks_pickled(path: Path) -> bool:
     with path.open("rb") as f:
-        head = f.read(4)
-    # Protocol-2+ pickles start with 0x80; torch.save's default zip format with "PK\x03\x04".
-    return head[:1] == b"\x80" or head == b"PK\x03\x04"
+        head = f.read(9)
+    # A safetensors file starts with its header length (u64, little endian) and then "{"; the
+    # length's low byte may be 0x80, so this signature is checked before the pickle one.
+    header_len = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+    if head[8:9] == b"{" and 0 < header_len <= path.stat().st_size - 8:
+        return False
+    # Protocol-2+ pickles start with 0x80 and the protocol number (2..5); torch.save's
+    # default zip format with "PK\x03\x04".
+    return (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or (
+        head[:4] == b"PK\x03\x04"
+    )
 
 
 def load_state(path: str | os.PathLike, *, trust_pickle: bool = False) -> Any:
