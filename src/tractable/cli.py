@@ -1,4 +1,5 @@
-r"""The command line: ``tractable train | eval | sample | plot | list``.
+r"""The command line: ``tractable train | eval | sample | plot | list | compare | score |
+features``.
 
 Every command works on run directories (see :mod:`tractable.runs`). Errors in what the user
 typed are reported on one line, without a traceback (set ``TRACTABLE_DEBUG=1`` for one).
@@ -153,6 +154,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.k is not None and args.k < 1:
         raise ValueError(f"--k: expected an int >= 1, got {args.k}")
+    if args.metrics is not None:
+        return _eval_samples(args)
+    for flag in ("n", "extractor"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag}: applies to sample metrics; add --metrics LIST")
     result = runs.evaluate_run(args.run_dir, args.split, args.estimator, args.k)
     s = args.split
     lines = [
@@ -164,6 +170,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if result.get(f"{s}_bpd") is not None:
         lines.append(f"{s} bits/dim: {_fmt(result[f'{s}_bpd'], result.get(f'{s}_bpd_se'))}")
     _print(result, args.json, lines)
+    return 0
+
+
+def _eval_samples(args: argparse.Namespace) -> int:
+    from . import evaluation
+
+    names = evaluation.parse_metrics(args.metrics)
+    if args.estimator is not None or args.k is not None:
+        raise ValueError("--estimator/--k: apply to the NLL evaluation, not to --metrics")
+    if args.split == "train":
+        raise ValueError("--split: sample metrics compare with a held-out split, 'test' or 'val'")
+    result = evaluation.evaluate_samples(
+        args.run_dir,
+        names,
+        n=args.n,
+        split=args.split,
+        extractor=args.extractor or "auto",
+        seed=args.seed,
+        features_root=args.features_dir,
+    )
+    _print(result, args.json, evaluation.summary_lines(result))
     return 0
 
 
@@ -205,6 +232,83 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("\ndatasets (tractable train --data NAME, or a path to a .csv/.npy/.npz file):")
     for name, text in datasets.items():
         print(f"  {name:<22} {text.splitlines()[0] if text else ''}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import compare_runs
+
+    result = compare_runs(args.run_dirs, args.out, title=args.title, plots=not args.no_plots)
+    lines = [f"warning: {w}" for w in result["warnings"]]
+    lines += [f"html: {result['html']}", f"markdown: {result['markdown']}"]
+    lines += [f"plot: {p}" for p in result["plots"]]
+    _print(result, args.json, lines)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .anomaly import score_run
+
+    if args.k is not None and args.k < 1:
+        raise ValueError(f"--k: expected an int >= 1, got {args.k}")
+    result = score_run(
+        args.run_dir,
+        args.data,
+        labels_column=args.labels_column,
+        threshold_quantile=args.threshold_quantile,
+        out=args.out,
+        split=args.split,
+        estimator=args.estimator,
+        k=args.k,
+    )
+    lines = [
+        f"scored {result['n']} rows of {result['data']} ({result['estimate_kind']} "
+        "log-likelihoods)",
+        f"threshold: {result['threshold']:.4f} (the {result['threshold_quantile']:g}-quantile of "
+        f"{result['n_validation']} validation log-likelihoods)",
+        f"flagged: {result['n_flagged']} ({100 * result['fraction_flagged']:.1f}%)",
+    ]
+    if "auroc" in result:
+        lines.append(
+            f"AUROC {result['auroc']:.4f}, AUPRC {result['auprc']:.4f} "
+            f"({result['n_anomalies']} anomalies); flags: recall {result['flag_recall']:.4f}"
+            + (
+                f", precision {result['flag_precision']:.4f}"
+                if result["flag_precision"] is not None
+                else ""
+            )
+        )
+    if "note" in result:
+        lines.append(f"note: {result['note']}")
+    lines.append(f"wrote {result['out']}")
+    _print(result, args.json, lines)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from . import features
+
+    if args.action == "train":
+        progress = not args.json and sys.stderr.isatty()
+        info = features.train_extractor(
+            args.data,
+            out=args.out,
+            steps=args.steps,
+            seed=args.seed,
+            data_root=args.data_root,
+            progress=progress,
+        )
+        lines = [
+            f"feature classifier for {info['data']}: {info['features']} features, "
+            f"{info['train']['steps']} steps in {info['train_seconds']:.1f} s",
+            f"validation accuracy {info['val_accuracy']:.4f}, test accuracy "
+            f"{info['test_accuracy']:.4f}",
+            f"saved to {info['path']}",
+        ]
+        _print(info, args.json, lines)
+        return 0
+    ex = features.load(args.data, path=args.out)
+    _print(ex.info, args.json, [f"{k}: {v}" for k, v in ex.info.items()])
     return 0
 
 
@@ -274,6 +378,20 @@ def parser() -> argparse.ArgumentParser:
         help="latent-variable models: elbo, iwae (default) or is",
     )
     e.add_argument("--k", type=int, help="importance samples (latent-variable models)")
+    e.add_argument(
+        "--metrics",
+        metavar="LIST",
+        help="sample metrics instead of the NLL: comma-separated fid,kid,prd,is,modes,birthday,"
+        "pca,kl,wasserstein or all (stored under 'sample_metrics' in metrics.json)",
+    )
+    e.add_argument("--n", type=int, help="samples to draw for --metrics")
+    e.add_argument(
+        "--extractor",
+        choices=("auto", "classifier", "inception", "raw"),
+        help="image features for fid/kid/prd/is (default auto: the cached classifier)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of the samples (--metrics)")
+    e.add_argument("--features-dir", help="folder of cached feature classifiers")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -288,6 +406,53 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="write a run's plots")
     pl.add_argument("run_dir")
     pl.set_defaults(func=cmd_plot)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare runs in one report (HTML and Markdown)",
+        description="One table across runs (best per column marked) plus plots.",
+    )
+    c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    c.add_argument("--out", default="report.html", help="HTML file (report.md goes beside it)")
+    c.add_argument("--title", default="tractable model comparison")
+    c.add_argument("--no-plots", action="store_true", help="only the table")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+    sc = sub.add_parser(
+        "score",
+        help="anomaly scores: per-row log-likelihoods and flags",
+        description="Flag rows whose log-likelihood is below a quantile of the validation "
+        "log-likelihoods; with a 0/1 labels column (1 = anomaly), report AUROC and AUPRC.",
+    )
+    sc.add_argument("run_dir")
+    sc.add_argument("--data", required=True, help="a .csv/.txt/.tsv/.npy file or a dataset name")
+    sc.add_argument("--labels-column", help="the 0/1 anomaly column (index or header name)")
+    sc.add_argument(
+        "--threshold-quantile", type=float, default=0.01, help="flag quantile (default 0.01)"
+    )
+    sc.add_argument("--out", help="CSV to write (default RUN_DIR/scores-NAME.csv)")
+    sc.add_argument("--split", default="test", choices=("train", "val", "test"))
+    sc.add_argument("--estimator", choices=("exact", "elbo", "iwae", "is"))
+    sc.add_argument("--k", type=int, help="importance samples (latent-variable models)")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_score)
+
+    f = sub.add_parser(
+        "features",
+        help="train or show the feature classifier of image metrics",
+        description="A small CNN classifier per image dataset, cached under "
+        "$TRACTABLE_FEATURES or ~/.cache/tractable/features; its penultimate layer embeds "
+        "images for FID/KID/precision-recall and its softmax gives the Inception Score.",
+    )
+    f.add_argument("action", choices=("train", "show"))
+    f.add_argument("--data", required=True, help="digits, mnist5k, mnist or cifar10")
+    f.add_argument("--out", help="folder to save to / load from (default: the cache)")
+    f.add_argument("--steps", type=int, help="training steps (default per dataset)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--data-root", help="folder of local benchmark data files")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_features)
 
     ls = sub.add_parser("list", help="list models, datasets and their options")
     ls.add_argument("--json", action="store_true")

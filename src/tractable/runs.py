@@ -419,3 +419,104 @@ def plot_run(
         x = _draw(net, ds, config, 10 if config["data"].get("conditional") else 100, 1.0, 0)
         written.append(_picture(x, ds, run_dir / "samples.png", "samples"))
     return written
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], nn.Module, tdata.Dataset]:
+    r"""The ``config.json`` dict, the model (in ``eval()`` mode, final weights) and the dataset
+    of the saved run in ``run_dir``."""
+    return _load(Path(run_dir))
+
+
+def draw_samples(
+    net: nn.Module,
+    ds: tdata.Dataset,
+    config: dict[str, Any],
+    n: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> Tensor:
+    r"""``n`` samples ``(n, *ds.shape)`` in the data's raw space, for sample-based metrics.
+
+    Unlike :func:`sample_run`, which returns ``n`` per class and pixel probabilities for VAEs
+    on binary data, this returns exactly ``n`` draws on the data's own support: a
+    class-conditional run draws ``ceil(n / classes)`` per class (then keeps ``n`` in a seeded
+    random order), and a VAE on binary data gives Bernoulli draws of its pixel probabilities.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected an int >= 1, got {n!r}")
+    conditional = bool(config["data"].get("conditional"))
+    per = math.ceil(n / config["model"]["context"]) if conditional else n
+    x = _draw(net, ds, config, per, temperature, seed)
+    g = torch.Generator().manual_seed(seed)
+    if config["model"]["model"] in LATENT_MODELS and _binary(ds.name):
+        x = torch.bernoulli(x.clamp(0, 1), generator=g)
+    if conditional:
+        x = x[torch.randperm(x.shape[0], generator=g)[:n]]
+    return x.detach()
+
+
+def _marginal_log_prob(
+    net: nn.Module, y: Tensor, ds: tdata.Dataset, classes: int, dtype: torch.dtype
+) -> Tensor:
+    r""":math:`\log \sum_c p(c) p(y \mid c)` with :math:`p(c)` the training class frequencies."""
+    counts = torch.bincount(ds.train_labels, minlength=classes).to(dtype)
+    log_prior = torch.log(counts / counts.sum())
+    eye = torch.eye(classes, dtype=dtype)
+    parts = [net.log_prob(y, eye[c].expand(y.shape[0], classes)) for c in range(classes)]
+    return torch.logsumexp(torch.stack(parts, 1) + log_prior, dim=1)
+
+
+def log_likelihoods(
+    net: nn.Module,
+    ds: tdata.Dataset,
+    config: dict[str, Any],
+    x: Tensor,
+    estimator: str | None = None,
+    k: int | None = None,
+    batch_size: int = 1024,
+    seed: int = EVAL_SEED,
+) -> tuple[Tensor, str]:
+    r"""Per-example log-likelihoods ``(N,)`` of raw data ``x`` ``(N, *ds.shape)`` in the units
+    of the run's reported NLL, and the kind of number they are.
+
+    .. math::
+        \ell(x) = \log p_Y(g(x)) + \log\lvert\det J_g(x)\rvert - [\text{discrete}]\, D \log L
+
+    with :math:`g` the dataset's preprocessing (dequantized with a generator seeded by
+    ``seed``), so that ``-mean(ℓ)`` over a split is the split's NLL in ``metrics.json``.
+    Flows give ``"exact"`` values (a lower bound on :math:`\log P(x)` for discrete data);
+    latent-variable models an ``estimator`` (default ``"iwae"``, ``k = 100``). A
+    class-conditional flow is marginalised over the classes with the training class
+    frequencies as the prior.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    shape = tuple(config["model"]["shape"])
+    x = x.to(ds.train.dtype)
+    y, ladj = ds.preprocess.eval(x, torch.Generator().manual_seed(seed))
+    y = y.reshape(y.shape[0], *shape)
+    net.eval()
+    name = config["model"]["model"]
+    if name in LATENT_MODELS:
+        estimator = estimator or "iwae"
+        est = net.evaluate(y, k=k or 100, estimator={"is": "importance"}.get(estimator, estimator))
+        log_p, kind = est.values.detach().to(y.dtype), est.kind
+    else:
+        if estimator not in (None, "exact"):
+            raise ValueError(
+                f"estimator: {name!r} has an exact likelihood; '{estimator}' is for "
+                "latent-variable models"
+            )
+        classes = int(config["model"].get("context", 0))
+        parts = []
+        with torch.no_grad():
+            for chunk in y.split(batch_size):
+                if config["data"].get("conditional"):
+                    parts.append(_marginal_log_prob(net, chunk, ds, classes, y.dtype))
+                else:
+                    parts.append(net.log_prob(chunk))
+        log_p, kind = torch.cat(parts), "exact"
+    log_x = log_p + ladj.to(log_p)
+    if ds.preprocess.kind == "discrete":
+        log_x = log_x - ds.dims * math.log(ds.levels)
+    return log_x, kind
