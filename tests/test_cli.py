@@ -290,3 +290,13 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 10 and np.isfinite(metrics["test_nll"])
     assert json.loads((out / "config.json").read_text())["world_size"] == 2
+
+
+def test_interrupted_cli_run_keeps_its_checkpoints(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI checkpoints at every evaluation, so a run has a checkpoint mid-way."""
+    out = tmp_path / "run"
+    assert run(["train", "--steps", "20", "--out", str(out), *TINY], capsys)[0] == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["checkpoint_every"] == 2
+    assert any((out / "checkpoints").iterdir())

@@ -163,6 +163,8 @@ def train_run(
             "lr": lr,
             "seed": seed,
             "eval_every": max(1, min(200, steps // 10)),
+            # a checkpoint at every evaluation: an interrupted run loses at most that much
+            "checkpoint_every": max(1, min(200, steps // 10)),
             **(train_options or {}),
         }
     )
