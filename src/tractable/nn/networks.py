@@ -63,6 +63,13 @@ class MLP(nn.Sequential):
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)
 
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self:
+            # a ReLU always follows a linear layer here: in place on that fresh output (its
+            # backward needs only its output), saving an activation-sized buffer per layer
+            x = torch.relu_(x) if type(layer) is nn.ReLU else layer(x)
+        return x
+
 
 class MaskedLinear(nn.Linear):
     r"""A linear layer whose weight is multiplied by a fixed binary mask (a buffer)."""
@@ -75,6 +82,11 @@ class MaskedLinear(nn.Linear):
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
 
+def _refresh_seen(module: nn.Module, keys: object) -> None:
+    # a module-level function (not a lambda), so that modules stay picklable
+    module._find_seen()
+
+
 class MADE(nn.Module):
     r"""Masked autoencoder for distribution estimation (Germain et al. 2015).
 
@@ -84,6 +96,12 @@ class MADE(nn.Module):
 
     Hidden degrees are assigned cyclically in :math:`[1, D-1]` (deterministic, no RNG), as in
     the MAF paper's "sequential" degree assignment (Papamakarios et al. 2017).
+
+    The masked weights :math:`W \odot M` are formed once per call; :meth:`prepare` forms them
+    (and the context's contribution to the first layer) once for many calls with the same
+    parameters and context, as in the :math:`D` passes of an autoregressive inversion. Inputs that
+    no hidden unit sees (when ``hidden`` is narrower than ``features``, every input of degree
+    above the largest hidden degree) are left out of the first product.
 
     Example:
         >>> import torch, tractable as tr
@@ -125,7 +143,9 @@ class MADE(nn.Module):
             if i == 0 and context:
                 mask = torch.cat([mask, torch.ones(h, context, dtype=torch.bool)], 1)
             layers += [MaskedLinear(mask.shape[1], h, mask), act()]
-        # output p * D units, laid out as (params, D) so a view gives (N, params, D)
+        # output p * D units, laid out as (params, D) so a view gives (N, params, D): each
+        # parameter is a contiguous slice, and the maps work along the parameters with
+        # contiguous rows of features (see tractable.transforms.spline)
         out_deg = in_deg.repeat(params)
         mask = out_deg[:, None] > degrees[-1][None, :]
         if not hidden and context:
@@ -137,8 +157,52 @@ class MADE(nn.Module):
         layers.append(last)
         self.net = nn.Sequential(*layers)
         self.register_buffer("order", order)
+        self._linears = [m for m in layers if isinstance(m, MaskedLinear)]
+        self._activations = [m for m in layers if not isinstance(m, MaskedLinear)]
+        self._find_seen()
+        # masks are loaded with the weights: derive the skipped inputs from the loaded ones
+        self.register_load_state_dict_post_hook(_refresh_seen)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        h = x if context is None else torch.cat([x, context], dim=1)
-        out = self.net(h)
-        return out.view(x.shape[0], self.params, self.features).transpose(1, 2)
+    def _find_seen(self) -> None:
+        # The inputs the first layer sees form a prefix 0..k-1 (in storage order) when the
+        # degrees are ordered, e.g. with the default order: then the product skips the rest,
+        # when that saves at least half of it (a slice costs a copy in the backward pass).
+        D = self.features
+        seen = self._linears[0].mask[:, :D].any(0)
+        k = int(seen.sum())
+        self._seen = k if 0 < k <= D // 2 and bool(seen[:k].all()) else D
+
+    def prepare(self, context: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
+        r"""The masked ``(weight, bias)`` of each layer, for :meth:`forward`'s ``prepared``.
+
+        With a context ``(N, C)``, its product with the first layer is added to that layer's
+        bias, which becomes ``(N, H)``."""
+        prepared = [(m.weight * m.mask, m.bias) for m in self._linears]
+        if not self.context and context is not None:
+            raise ValueError("context: this MADE takes no context (context=0), but one was given")
+        if self.context:
+            if context is None:
+                raise ValueError(
+                    f"context: this MADE takes a context of shape (N, {self.context}), got None"
+                )
+            w, b = prepared[0]
+            D = self.features
+            prepared[0] = (w[:, :D], torch.addmm(b, context, w[:, D:].t()))
+        return prepared
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        prepared: list[tuple[Tensor, Tensor]] | None = None,
+    ) -> Tensor:
+        if prepared is None:
+            prepared = self.prepare(context)
+        (w, b), k = prepared[0], self._seen
+        h = x if k == self.features else x[:, :k]
+        h = torch.addmm(b, h, (w if k == self.features else w[:, :k]).t())
+        for act, (w, b) in zip(self._activations, prepared[1:], strict=True):
+            # in place on a fresh product; ReLU's backward needs only its output
+            h = torch.relu_(h) if type(act) is nn.ReLU else act(h)
+            h = torch.addmm(b, h, w.t())
+        return h.view(x.shape[0], self.params, self.features).transpose(1, 2)

@@ -58,10 +58,12 @@ class MaskedAutoregressive(Transform):
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = torch.zeros_like(z)
+        # the masked weights and the context's share of the first layer, formed once
+        prepared = self.made.prepare(context)
         # After pass k the first k features in the order are exact, so D passes suffice; the
         # last pass's log-derivatives are those at the exact x.
         for _ in range(self.features):
-            x, logd = self.elementwise(z, self.made(x, context), True)
+            x, logd = self.elementwise(z, self.made(x, prepared=prepared), True)
         return x, sum_except_batch(logd)
 
     def extra_repr(self) -> str:

@@ -47,6 +47,11 @@ def coupling_mask(features: int, mask: Sequence[bool] | Tensor | str) -> Tensor:
     return m
 
 
+def _refresh_halves(module: nn.Module, keys: object) -> None:
+    # a module-level function (not a lambda), so that modules stay picklable
+    module._find_halves()
+
+
 class Coupling(Transform):
     r"""A coupling layer with any elementwise map (:class:`~tractable.transforms.maps.Shift`,
     :class:`~tractable.transforms.maps.Affine`, :class:`~tractable.transforms.maps.RQSpline`)
@@ -81,6 +86,9 @@ class Coupling(Transform):
         m = coupling_mask(features, mask)
         self.register_buffer("kept", torch.nonzero(m).flatten())
         self.register_buffer("changed", torch.nonzero(~m).flatten())
+        self._find_halves()
+        # the mask is loaded with the weights: derive the fast path from the loaded one
+        self.register_load_state_dict_post_hook(_refresh_halves)
         self.elementwise = elementwise
         self.net = MLP(
             len(self.kept) + context,
@@ -90,13 +98,33 @@ class Coupling(Transform):
             zero_init=True,
         )
 
+    def _find_halves(self) -> None:
+        # "half" masks: the two parts are contiguous slices, read without a copy. True when
+        # the kept features come first, False when they come last, None otherwise.
+        k, D = len(self.kept), len(self.kept) + len(self.changed)
+        kept = self.kept.tolist()
+        if kept == list(range(k)):
+            self._kept_first: bool | None = True
+        elif kept == list(range(D - k, D)):
+            self._kept_first = False
+        else:
+            self._kept_first = None
+
     def _run(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
-        xa, xb = x[:, self.kept], x[:, self.changed]
+        k, first = len(self.kept), self._kept_first
+        if first is None:
+            xa, xb = x[:, self.kept], x[:, self.changed]
+        else:
+            xa, xb = (x[:, :k], x[:, k:]) if first else (x[:, -k:], x[:, :-k])
         h = xa if context is None else torch.cat([xa, context], dim=1)
-        p = self.net(h).view(x.shape[0], len(self.changed), self.elementwise.params)
+        # laid out as (params, features), like MADE's output: contiguous per parameter
+        p = self.net(h).view(x.shape[0], self.elementwise.params, xb.shape[1]).transpose(1, 2)
         zb, logd = self.elementwise(xb, p, inverse)
-        z = x.clone()
-        z[:, self.changed] = zb
+        if first is None:
+            z = x.clone()
+            z[:, self.changed] = zb
+        else:
+            z = torch.cat([xa, zb] if first else [zb, xa], dim=1)
         return z, sum_except_batch(logd)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -48,7 +48,7 @@ class Affine:
         shift, log_s = p[..., 0], soft_clamp(p[..., 1], self.scale_bound)
         if inverse:
             return (x - shift) * torch.exp(-log_s), -log_s
-        return x * torch.exp(log_s) + shift, log_s
+        return torch.addcmul(shift, x, torch.exp(log_s)), log_s
 
     def __repr__(self) -> str:
         return f"Affine(scale_bound={self.scale_bound})"
