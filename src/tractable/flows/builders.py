@@ -345,6 +345,23 @@ def NSF(  # noqa: N802
     raise ValueError(f"variant: expected 'autoregressive' or 'coupling', got {variant!r}")
 
 
+def _stack(
+    layer: Callable[[int, int], Transform],
+    name: str,
+    features: int,
+    context: int,
+    transforms: int,
+    hidden: Hidden,
+    embedding: nn.Module | None,
+) -> Flow:
+    check_positive_int(features, "features")
+    check_positive_int(transforms, "transforms")
+    if tuple(hidden):
+        raise ValueError(f"hidden: {name} flows have no hidden layers, got {hidden!r}")
+    c = _context_width(context, embedding)
+    return _flow([layer(features, c) for _ in range(transforms)], features, context, embedding)
+
+
 def Planar(  # noqa: N802
     features: int,
     context: int = 0,
@@ -360,14 +377,7 @@ def Planar(  # noqa: N802
         >>> tr.flows.Planar(features=2).sample(3).shape
         torch.Size([3, 2])
     """
-    check_positive_int(features, "features")
-    check_positive_int(transforms, "transforms")
-    if tuple(hidden):
-        raise ValueError(f"hidden: planar flows have no hidden layers, got {hidden!r}")
-    c = _context_width(context, embedding)
-    return _flow(
-        [PlanarLayer(features, c) for _ in range(transforms)], features, context, embedding
-    )
+    return _stack(PlanarLayer, "planar", features, context, transforms, hidden, embedding)
 
 
 def Radial(  # noqa: N802
@@ -384,14 +394,7 @@ def Radial(  # noqa: N802
         >>> tr.flows.Radial(features=2).sample(3).shape
         torch.Size([3, 2])
     """
-    check_positive_int(features, "features")
-    check_positive_int(transforms, "transforms")
-    if tuple(hidden):
-        raise ValueError(f"hidden: radial flows have no hidden layers, got {hidden!r}")
-    c = _context_width(context, embedding)
-    return _flow(
-        [RadialLayer(features, c) for _ in range(transforms)], features, context, embedding
-    )
+    return _stack(RadialLayer, "radial", features, context, transforms, hidden, embedding)
 
 
 BUILDERS: dict[str, Callable[..., Flow]] = {
