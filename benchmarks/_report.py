@@ -208,7 +208,7 @@ def _quality(quality: dict) -> list[str]:
 def _roofline(roof: dict) -> list[str]:
     lines = [
         f"`torch.mm` on square float32 matrices reaches **{roof['peak']:.0f} GFLOP/s** here "
-        f"({roof['threads']} threads; best of sizes {', '.join(map(str, roof['sizes']))}). "
+        f"(threads: {roof['threads']}; best of sizes {', '.join(map(str, roof['sizes']))}). "
         "On the shapes of MAF's MADE at D = 64 (batch "
         f"{roof['batch']}) it reaches {roof['made_mm']:.0f} GFLOP/s with `addmm`.",
         "",
