@@ -68,7 +68,14 @@ def as_float_tensor(value: object, name: str, like: Tensor | None = None) -> Ten
 
 
 def check_finite(value: Tensor, name: str) -> None:
-    r"""Raise a ``ValueError`` naming ``name`` when ``value`` holds NaN or infinity."""
+    r"""Raise a ``ValueError`` naming ``name`` when ``value`` holds NaN or infinity.
+
+    Any NaN or infinity makes the sum non-finite, so one reduction clears the common case; only
+    a non-finite sum (which may also be an overflow of finite values) pays for the elementwise
+    check.
+    """
+    if value.numel() == 0 or bool(torch.isfinite(value.sum())):
+        return
     if not bool(torch.isfinite(value).all()):
         n_nan = int(torch.isnan(value).sum())
         n_inf = int(torch.isinf(value).sum())
