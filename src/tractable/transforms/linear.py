@@ -67,8 +67,13 @@ class LULinear(Transform):
 
     .. math:: \log|\det J| = \sum_i s_i
 
-    Cost: :math:`O(D^2)` for both directions (triangular solves), :math:`O(D)` for the
-    determinant. Initialised at a random rotation, as in Glow.
+    Only the free entries are parameters: :math:`D(D-1)/2` below the diagonal of :math:`L`,
+    as many above the diagonal of :math:`U`, and :math:`s`, :math:`b` (:math:`D^2 + D` in
+    all). :math:`P` is kept as an index vector and applied by gathering columns, never as a
+    matrix product. The forward pass multiplies by :math:`U^\top` then :math:`L^\top` when the
+    batch is smaller than :math:`D` (:math:`O(N D^2)`) and forms :math:`L U` once otherwise
+    (:math:`O(D^3)`, cheaper for large batches); the inverse is two triangular solves. The
+    determinant costs :math:`O(D)`. Initialised at a random rotation, as in Glow.
 
     Example:
         >>> import torch, tractable as tr
@@ -76,6 +81,8 @@ class LULinear(Transform):
         >>> x = torch.randn(4, 3)
         >>> torch.allclose(t.inverse(t(x)[0])[0], x, atol=1e-5)
         True
+        >>> sum(p.numel() for p in t.parameters())  # 3 + 3 off-diagonal, 3 log-scales, 3 biases
+        12
     """
 
     def __init__(self, features: int, identity_init: bool = False) -> None:
@@ -87,33 +94,47 @@ class LULinear(Transform):
             w, _ = torch.linalg.qr(torch.randn(features, features))
         P, L, U = torch.linalg.lu(w)
         s = torch.diagonal(U)
-        self.register_buffer("P", P)
+        rows, cols = torch.tril_indices(features, features, -1)
+        # (P M)[i] = M[perm[i]] with perm[i] the column of the one in row i of P
+        self.register_buffer("perm", P.argmax(dim=1))
+        self.register_buffer("inverse_perm", P.argmax(dim=0))
         self.register_buffer("sign", torch.sign(s))
-        self.lower = nn.Parameter(torch.tril(L, -1))
-        self.upper = nn.Parameter(torch.triu(U, 1))
+        self.register_buffer("_lower_index", rows * features + cols, persistent=False)
+        self.register_buffer("_upper_index", cols * features + rows, persistent=False)
+        self.features = features
+        self.lower = nn.Parameter(L[rows, cols].clone())
+        self.upper = nn.Parameter(U[cols, rows].clone())
         self.log_diag = nn.Parameter(s.abs().log())
         self.bias = nn.Parameter(torch.zeros(features))
-        eye = torch.eye(features)
-        self.register_buffer("eye", eye)
 
     def _factors(self) -> tuple[Tensor, Tensor]:
-        L = torch.tril(self.lower, -1) + self.eye
-        U = torch.triu(self.upper, 1) + torch.diag(self.sign * self.log_diag.exp())
+        d = self.features
+        diag = torch.arange(d, device=self.log_diag.device) * (d + 1)
+        L = self.lower.new_zeros(d * d).index_put((self._lower_index,), self.lower)
+        L = L.index_fill(0, diag, 1.0).view(d, d)
+        U = self.upper.new_zeros(d * d).index_put((self._upper_index,), self.upper)
+        U = U.index_put((diag,), self.sign * self.log_diag.exp()).view(d, d)
         return L, U
 
     def weight(self) -> Tensor:
         r"""The full matrix :math:`W = P L U`, ``(D, D)``."""
         L, U = self._factors()
-        return self.P @ L @ U
+        return (L @ U)[self.perm]
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        z = x @ self.weight().T + self.bias
+        L, U = self._factors()
+        # z = x (P L U)^T + b: column i of z is column perm[i] of x (L U)^T, plus b_i
+        if x.shape[0] < self.features:
+            y = (x @ U.T) @ L.T
+        else:
+            y = x @ (L @ U).T
+        z = y[:, self.perm] + self.bias
         return z, self.log_diag.sum().expand(x.shape[0])
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         L, U = self._factors()
-        # W x = z - b  =>  x = U^{-1} L^{-1} P^T (z - b); rows are examples, so solve on columns.
-        rhs = (z - self.bias) @ self.P  # (P^T (z - b)^T)^T
+        # W x = z - b  =>  L U x = P^T (z - b); rows are examples, so solve on columns.
+        rhs = (z - self.bias)[:, self.inverse_perm]
         y = torch.linalg.solve_triangular(L, rhs.T, upper=False, unitriangular=True)
         x = torch.linalg.solve_triangular(U, y, upper=True).T
         return x, -self.log_diag.sum().expand(z.shape[0])
