@@ -28,6 +28,11 @@ def _shape(shape: int | Sequence[int], name: str = "shape") -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _per_feature(value: Tensor | float, features: int) -> Tensor:
+    r"""A scalar or ``(features,)`` value as a new ``(features,)`` tensor of the default dtype."""
+    return torch.as_tensor(value, dtype=torch.get_default_dtype()).expand(features).clone()
+
+
 def _check_temperature(temperature: float) -> float:
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
         raise TypeError(f"temperature: expected a float, got {type(temperature).__name__}")
@@ -53,6 +58,19 @@ class Distribution(nn.Module):
 
     def _check(self, x: Tensor, name: str = "x") -> Tensor:
         return check_event(x, name, self.event_shape, like=self._anchor)
+
+    def _set_loc_scale(self, loc: Tensor | float, scale: Tensor | float, learnable: bool) -> None:
+        r"""Store ``loc`` and ``log(scale)`` as ``(D,)`` parameters (``learnable``) or buffers,
+        under the ``state_dict`` keys ``loc`` and ``log_scale``."""
+        loc_t, scale_t = _per_feature(loc, self.features), _per_feature(scale, self.features)
+        if not bool((scale_t > 0).all()):
+            raise ValueError(f"scale: expected positive values, got {scale_t.tolist()}")
+        if learnable:
+            self.loc = nn.Parameter(loc_t)
+            self.log_scale = nn.Parameter(scale_t.log())
+        else:
+            self.register_buffer("loc", loc_t)
+            self.register_buffer("log_scale", scale_t.log())
 
     def log_prob(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -123,16 +141,7 @@ class DiagNormal(Distribution):
     ) -> None:
         check_positive_int(features, "features")
         super().__init__((features,))
-        loc_t = torch.as_tensor(loc, dtype=torch.get_default_dtype()).expand(features).clone()
-        scale_t = torch.as_tensor(scale, dtype=torch.get_default_dtype()).expand(features).clone()
-        if not bool((scale_t > 0).all()):
-            raise ValueError(f"scale: expected positive values, got {scale_t.tolist()}")
-        if learnable:
-            self.loc = nn.Parameter(loc_t)
-            self.log_scale = nn.Parameter(scale_t.log())
-        else:
-            self.register_buffer("loc", loc_t)
-            self.register_buffer("log_scale", scale_t.log())
+        self._set_loc_scale(loc, scale, learnable)
 
     def log_prob(self, x: Tensor) -> Tensor:
         x = self._check(x)
@@ -233,8 +242,7 @@ class Uniform(Distribution):
     ) -> None:
         check_positive_int(features, "features")
         super().__init__((features,))
-        low_t = torch.as_tensor(low, dtype=torch.get_default_dtype()).expand(features).clone()
-        high_t = torch.as_tensor(high, dtype=torch.get_default_dtype()).expand(features).clone()
+        low_t, high_t = _per_feature(low, features), _per_feature(high, features)
         if not bool((high_t > low_t).all()):
             raise ValueError(
                 f"high: expected high > low everywhere, got low={low_t.tolist()}, "
@@ -278,16 +286,7 @@ class Logistic(Distribution):
     ) -> None:
         check_positive_int(features, "features")
         super().__init__((features,))
-        loc_t = torch.as_tensor(loc, dtype=torch.get_default_dtype()).expand(features).clone()
-        scale_t = torch.as_tensor(scale, dtype=torch.get_default_dtype()).expand(features).clone()
-        if not bool((scale_t > 0).all()):
-            raise ValueError(f"scale: expected positive values, got {scale_t.tolist()}")
-        if learnable:
-            self.loc = nn.Parameter(loc_t)
-            self.log_scale = nn.Parameter(scale_t.log())
-        else:
-            self.register_buffer("loc", loc_t)
-            self.register_buffer("log_scale", scale_t.log())
+        self._set_loc_scale(loc, scale, learnable)
 
     def log_prob(self, x: Tensor) -> Tensor:
         x = self._check(x)

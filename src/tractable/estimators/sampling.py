@@ -68,6 +68,14 @@ def _check_callable(fn: object, name: str) -> None:
         raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
 
 
+def _check_inputs(log_joint: LogJoint, x: object, k: int) -> Tensor:
+    r"""The checks every estimator starts with (in this order); returns ``x``."""
+    _check_callable(log_joint, "log_joint")
+    x = _check_x(x)
+    check_positive_int(k, "k")
+    return x
+
+
 def _max_rows(x: Tensor, max_rows: int | None) -> int:
     if max_rows is None:
         row = max(1, x[0].numel())
@@ -157,10 +165,12 @@ def _log_weights(log_joint: LogJoint, draw: _Draw, xb: Tensor, c: int) -> Tensor
     return lw
 
 
+@torch.no_grad()
 def _weight_stats(
     log_joint: LogJoint, x: Tensor, draw: _Draw, k: int, max_rows: int | None
 ) -> dict[str, Tensor]:
-    r"""One pass of ``k`` draws per example, in chunks; float64 per-example statistics.
+    r"""One pass of ``k`` draws per example, in chunks and without gradients; float64
+    per-example statistics.
 
     Returns ``lse1`` :math:`=\log\sum w`, ``lse2`` :math:`=\log\sum w^2`, ``mean`` and ``var``
     (unbiased, 0 for one draw) of :math:`\log w`, each ``(N,)``.
@@ -205,20 +215,24 @@ def _weight_stats(
     return {key: torch.cat(val) for key, val in parts.items()}
 
 
-def _is_summary(stats: dict[str, Tensor], k: int) -> tuple[Tensor, Tensor, Tensor | None]:
-    r"""Log-mean-exp, Kish ESS and the delta-method standard error from the weight sums."""
+def _is_estimate(
+    name: str, log_joint: LogJoint, x: Tensor, draw: _Draw, k: int, max_rows: int | None
+) -> Estimate:
+    r"""The importance-sampling estimate from one pass of ``k`` draws: the log-mean-exp of the
+    weights, Kish's ESS and the delta-method standard error."""
+    stats = _weight_stats(log_joint, x, draw, k, max_rows)
     lse1, lse2 = stats["lse1"], stats["lse2"]
     value = lse1 - math.log(k)
     zero = lse1 == -math.inf
     ess = torch.exp(2 * lse1 - lse2).clamp(max=float(k))
     ess = torch.where(zero, torch.zeros_like(ess), ess)
-    if k < 2:
-        return value, ess, None
-    # Var(log p_hat) ~ Var(w) / (k mean(w)^2) = (k / ESS - 1) / (k - 1)  (delta method).
-    rel = (k / ess.clamp(min=1e-300) - 1) / (k - 1)
-    se = rel.clamp(min=0).sqrt()
-    se = torch.where(zero, torch.full_like(se, math.inf), se)
-    return value, ess, se
+    se = None
+    if k > 1:
+        # Var(log p_hat) ~ Var(w) / (k mean(w)^2) = (k / ESS - 1) / (k - 1)  (delta method).
+        rel = (k / ess.clamp(min=1e-300) - 1) / (k - 1)
+        se = rel.clamp(min=0).sqrt()
+        se = torch.where(zero, torch.full_like(se, math.inf), se)
+    return Estimate.from_values(name, "estimate", value, k, se, ess)
 
 
 # -- public estimators -----------------------------------------------------------------------
@@ -286,14 +300,9 @@ def importance_sampling(
         >>> abs(est.mean - exact.item()) < 4 * est.per_example_se.item()
         True
     """
-    _check_callable(log_joint, "log_joint")
-    x = _check_x(x)
-    check_positive_int(k, "k")
+    x = _check_inputs(log_joint, x, k)
     draw = _draw_fn(sample, log_q, sample_and_log_q)
-    with torch.no_grad():
-        stats = _weight_stats(log_joint, x, draw, k, max_rows)
-    value, ess, se = _is_summary(stats, k)
-    return Estimate.from_values("importance_sampling", "estimate", value, k, se, ess)
+    return _is_estimate("importance_sampling", log_joint, x, draw, k, max_rows)
 
 
 def naive_monte_carlo(
@@ -321,9 +330,7 @@ def naive_monte_carlo(
         >>> abs(naive_monte_carlo(log_joint, torch.zeros(2, 1), 4, k=10).mean) < 1e-6
         True
     """
-    _check_callable(log_joint, "log_joint")
-    x = _check_x(x)
-    check_positive_int(k, "k")
+    x = _check_inputs(log_joint, x, k)
     states = _support(support, x)
     log_s = math.log(states.shape[0])
 
@@ -333,10 +340,7 @@ def naive_monte_carlo(
         return states[idx], lq
 
     draw = _draw_fn(None, None, sample_and_log_q)
-    with torch.no_grad():
-        stats = _weight_stats(log_joint, x, draw, k, max_rows)
-    value, ess, se = _is_summary(stats, k)
-    return Estimate.from_values("naive_monte_carlo", "estimate", value, k, se, ess)
+    return _is_estimate("naive_monte_carlo", log_joint, x, draw, k, max_rows)
 
 
 def elbo(
@@ -374,12 +378,9 @@ def elbo(
         >>> est.kind, est.mean < -1.2655  # log N(0; 0, 2) = -1.2655
         ('bound', True)
     """
-    _check_callable(log_joint, "log_joint")
-    x = _check_x(x)
-    check_positive_int(k, "k")
+    x = _check_inputs(log_joint, x, k)
     draw = _draw_fn(sample, log_q, sample_and_log_q)
-    with torch.no_grad():
-        stats = _weight_stats(log_joint, x, draw, k, max_rows)
+    stats = _weight_stats(log_joint, x, draw, k, max_rows)
     se = (stats["var"] / k).sqrt() if k > 1 else None
     return Estimate.from_values("elbo", "bound", stats["mean"], k, se)
 
@@ -422,15 +423,12 @@ def iwae(
         >>> est.kind, est.per_example_se.shape
         ('bound', torch.Size([1]))
     """
-    _check_callable(log_joint, "log_joint")
-    x = _check_x(x)
-    check_positive_int(k, "k")
+    x = _check_inputs(log_joint, x, k)
     check_positive_int(repeats, "repeats")
     draw = _draw_fn(sample, log_q, sample_and_log_q)
-    with torch.no_grad():
-        draws = torch.stack(
-            [_weight_stats(log_joint, x, draw, k, max_rows)["lse1"] for _ in range(repeats)]
-        ) - math.log(k)
+    draws = torch.stack(
+        [_weight_stats(log_joint, x, draw, k, max_rows)["lse1"] for _ in range(repeats)]
+    ) - math.log(k)
     values = draws.mean(0)
     se = None
     if repeats > 1:

@@ -42,6 +42,12 @@ def check_grid(x: Tensor, levels: int, name: str = "x") -> Tensor:
     return idx.long()
 
 
+def _grid_index(x: Tensor, levels: int) -> Tensor:
+    r"""The nearest level ``round(x * (levels - 1))`` of data in :math:`[0, 1]`, clamped to
+    ``0..levels-1``, as ``long`` (no checks: see :func:`check_grid`)."""
+    return torch.round(x * (levels - 1)).long().clamp(0, levels - 1)
+
+
 class Decoder(nn.Module):
     r"""Shared plumbing: the network, its output shape and input checks.
 
@@ -306,7 +312,7 @@ class CategoricalDecoder(Decoder):
         return t.reshape(p.shape[0], *self.event_shape, self.levels)
 
     def _log_prob(self, x: Tensor, p: Tensor) -> Tensor:
-        idx = torch.round(x * (self.levels - 1)).long().clamp(0, self.levels - 1)
+        idx = _grid_index(x, self.levels)
         log_p = torch.log_softmax(self._logits(p), -1).gather(-1, idx.unsqueeze(-1)).squeeze(-1)
         return log_p.reshape(x.shape[0], -1).sum(1)
 
