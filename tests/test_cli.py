@@ -230,6 +230,12 @@ def test_image_flow_and_ffjord(tmp_path: Path, capsys: pytest.CaptureFixture[str
         capsys,
     )
     assert code == 0 and np.isfinite(json.loads(stdout)["test_bpd"])
+    run_dir = tmp_path / "g"
+    for name in ("samples.png", "samples_t0.7.png", "interpolation.png", "training_curves.png"):
+        assert (run_dir / name).is_file(), name
+    # discrete images reach image flows in logit space with RealNVP's lambda by default
+    dataset = json.loads((run_dir / "config.json").read_text())["data"]["dataset"]
+    assert dataset["options"]["logit"] == 0.05
     code, stdout, _ = run(
         [
             "train",
