@@ -203,6 +203,7 @@ def _autoregressive_flow(
     embedding: nn.Module | None,
     inverse: bool,
     seed: int,
+    zero_init: bool = True,
 ) -> Flow:
     check_positive_int(features, "features")
     check_positive_int(transforms, "transforms")
@@ -213,7 +214,7 @@ def _autoregressive_flow(
             layers.append(_permutation(permutation, features, seed + i))
         layers += _norm(norm, features)
         layer: Transform = MaskedAutoregressive(
-            features, elementwise(), c, hidden, activation=activation
+            features, elementwise(), c, hidden, activation=activation, zero_init=zero_init
         )
         layers.append(Inverse(layer) if inverse else layer)
     return _flow(layers, features, context, embedding)
@@ -234,6 +235,12 @@ def MAF(  # noqa: N802
     r"""Masked autoregressive flow (Papamakarios et al. 2017): MADE-parameterised affine layers
     with permutations between them. Density in one pass per layer, sampling in :math:`D`.
 
+    The MADEs keep PyTorch's default initialisation of their output layer, as the MAF paper's
+    and the peers' MAFs do, rather than starting each layer at the identity: on digits
+    (``benchmarks/_quality.py``, 3,000 steps of 128) zeroed output layers gave 2.55 test
+    bits/dim against 2.36 with the default (neural spline flows showed no difference:
+    2.285 / 2.286).
+
     Example:
         >>> import torch, tractable as tr
         >>> f = tr.flows.MAF(features=2)
@@ -252,6 +259,7 @@ def MAF(  # noqa: N802
         embedding,
         False,
         seed,
+        zero_init=False,
     )
 
 

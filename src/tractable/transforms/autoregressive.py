@@ -27,6 +27,9 @@ from .maps import Affine, ElementwiseMap, RQSpline
 class MaskedAutoregressive(Transform):
     r"""A masked autoregressive layer with any elementwise map.
 
+    ``zero_init`` zeroes the MADE's output layer, so the layer starts as the identity;
+    otherwise it keeps PyTorch's default initialisation.
+
     Example:
         >>> import torch, tractable as tr
         >>> t = tr.transforms.MaskedAutoregressive(3, tr.transforms.Affine())
@@ -43,6 +46,7 @@ class MaskedAutoregressive(Transform):
         hidden: Sequence[int] = (64, 64),
         order: Tensor | None = None,
         activation: str | Callable[[], nn.Module] = "relu",
+        zero_init: bool = True,
     ) -> None:
         super().__init__()
         check_positive_int(features, "features")
@@ -50,7 +54,9 @@ class MaskedAutoregressive(Transform):
             raise TypeError(f"elementwise: expected an elementwise map, got {elementwise!r}")
         self.features = features
         self.elementwise = elementwise
-        self.made = MADE(features, elementwise.params, hidden, context, order, activation)
+        self.made = MADE(
+            features, elementwise.params, hidden, context, order, activation, zero_init
+        )
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z, logd = self.elementwise(x, self.made(x, context), False)
