@@ -48,3 +48,28 @@ def test_lu_linear_initial_matrix_is_a_rotation_and_reloads():
     fresh = tr.transforms.LULinear(6).double()
     fresh.load_state_dict(t.state_dict())
     torch.testing.assert_close(fresh.weight(), W)
+
+
+def test_lu_linear_loads_checkpoints_of_the_full_matrix_layout():
+    # the layout before packing: full lower/upper matrices, a permutation matrix P and eye
+    torch.manual_seed(1)
+    d = 5
+    t = tr.transforms.LULinear(d).double()
+    _randomize(t, seed=2)
+    L, U = t._factors()
+    P = torch.zeros(d, d, dtype=torch.float64)
+    P[torch.arange(d), t.perm] = 1.0
+    old = {
+        "P": P,
+        "sign": t.sign.clone(),
+        "lower": torch.tril(L, -1) + torch.triu(torch.randn(d, d), 0),  # junk above is ignored
+        "upper": torch.triu(U, 1) + torch.tril(torch.randn(d, d), 0),
+        "log_diag": t.log_diag.detach().clone(),
+        "bias": t.bias.detach().clone(),
+        "eye": torch.eye(d),
+    }
+    fresh = tr.transforms.LULinear(d).double()
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.weight(), P @ L @ U)
+    x = torch.randn(3, d)
+    torch.testing.assert_close(fresh(x)[0], t(x)[0])

@@ -107,6 +107,19 @@ class LULinear(Transform):
         self.log_diag = nn.Parameter(s.abs().log())
         self.bias = nn.Parameter(torch.zeros(features))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        # checkpoints written before the packed layout hold full (D, D) ``lower``/``upper``
+        # matrices, a permutation matrix ``P`` and an ``eye`` buffer: convert them in place
+        if prefix + "P" in state_dict and state_dict[prefix + "lower"].dim() == 2:
+            P = state_dict.pop(prefix + "P")
+            state_dict.pop(prefix + "eye", None)
+            rows, cols = torch.tril_indices(self.features, self.features, -1)
+            state_dict[prefix + "perm"] = P.argmax(dim=1)
+            state_dict[prefix + "inverse_perm"] = P.argmax(dim=0)
+            state_dict[prefix + "lower"] = state_dict[prefix + "lower"][rows, cols]
+            state_dict[prefix + "upper"] = state_dict[prefix + "upper"][cols, rows]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _factors(self) -> tuple[Tensor, Tensor]:
         d = self.features
         diag = torch.arange(d, device=self.log_diag.device) * (d + 1)
