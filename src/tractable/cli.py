@@ -90,7 +90,8 @@ def _fmt(value: Any, se: Any = None) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import runs
 
-    progress = not args.json and sys.stderr.isatty()
+    # a bar on a terminal, one line per evaluation otherwise (stderr: --json output stays clean)
+    progress = True
     if args.resume:
         metrics = runs.continue_run(args.resume, steps=args.steps, progress=progress)
         run_dir = args.resume

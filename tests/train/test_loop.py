@@ -340,3 +340,18 @@ def test_resume_with_more_steps_continues_a_finished_run(tmp_path) -> None:
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="steps: expected an int >= the run's current total"):
         resume(tmp_path / "a", model(), x, x[:64], progress=False, steps=4)
+
+
+def test_without_a_terminal_progress_is_one_line_per_evaluation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # pytest's captured stderr is not a terminal: no bar, a status line at every evaluation
+    fit(Toy(), gaussian_data(), gaussian_data(40, seed=2), CFG, None, progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"train: step {s}/24" for s in (6, 12, 18, 24)
+    ]
+    assert all(" val " in line and "s/step, about " in line for line in lines)
+    assert lines[-1].endswith("about 0 s left")
+    fit(Toy(), gaussian_data(), gaussian_data(40, seed=2), CFG, None, progress=False)
+    assert capsys.readouterr().err == ""

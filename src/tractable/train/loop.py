@@ -118,6 +118,9 @@ class _Run:
     val_loss_fn: ValLossFn | None
     log_extra: LogExtra | None
     progress: bool
+    # where this process took over (a resumed run's rate counts only its own steps)
+    first_step: int = 0
+    first_seconds: float = 0.0
 
 
 def fit(
@@ -336,6 +339,7 @@ def _loop(run: _Run, saved_at: int | None) -> dict[str, Any]:
     interactive = run.progress and ctx.is_main and sys.stderr.isatty()
     bar = tqdm(total=cfg.steps, initial=c.step, disable=not interactive, desc="train")
     started, seconds_before = time.perf_counter(), c.seconds
+    run.first_step, run.first_seconds = c.step, c.seconds
     model.train()
     try:
         while c.step < cfg.steps and c.stop_reason is None:
@@ -465,6 +469,33 @@ def _log(run: _Run, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
     if c.last_val is not None:
         shown["val"] = c.last_val
     bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None}, refresh=False)
+    if evaluated and run.progress and bar.disable:
+        # not a terminal (a batch job, a log file): one line per evaluation instead of a bar
+        print(_status_line(run), file=sys.stderr, flush=True)
+
+
+def _status_line(run: _Run) -> str:
+    cfg, c = run.config, run.counters
+    done = c.step - run.first_step
+    per_step = (c.seconds - run.first_seconds) / done if done > 0 else float("nan")
+    parts = [f"train: step {c.step}/{cfg.steps}"]
+    if c.last_loss is not None:
+        parts.append(f"loss {c.last_loss:.4g}")
+    if c.last_val is not None:
+        parts.append(f"val {c.last_val:.4g} (best {c.best_val:.4g} at step {c.best_step})")
+    if math.isfinite(per_step):
+        left = per_step * (cfg.steps - c.step)
+        parts.append(f"{per_step:.3g} s/step, about {_duration(left)} left")
+    return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _checkpoint(run: _Run, log: Any) -> None:
