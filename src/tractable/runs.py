@@ -22,87 +22,33 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import data as tdata
-from .data.images import IMAGES
-from .models import build_model, get_entry, model_config
-from .train import TrainConfig, fit, load_model, read_json, resume
+from .models import build_model, model_config
+from .run_data import (
+    DEFAULT_LOGIT,
+    EVAL_SEED,
+    LATENT_MODELS,
+    _batch_transform,
+    _classes,
+    _context,
+    _load,
+    load_dataset,
+    model_shape,
+    model_space,
+)
+from .run_plots import draw_samples, plot_run, sample_run
+from .train import TrainConfig, fit, read_json, resume
 from .train.serialization import atomic_write_json
 
 DEFAULT_MODEL = "maf"
 DEFAULT_DATA = "moons"
-EVAL_SEED = 20_261_122  # the dequantization / binarization noise of evaluation passes
-LATENT_MODELS = ("vae",)
-
-
-DEFAULT_LOGIT = 0.05
 
 
 def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _binary(name: str) -> bool:
-    return "-binary" in name
-
-
-def load_dataset(
-    model: str,
-    data: str,
-    *,
-    data_root: str | None = None,
-    data_seed: int = 0,
-    n: int | None = None,
-    data_options: dict[str, Any] | None = None,
-) -> tdata.Dataset:
-    r"""Load ``data`` in the form ``model`` needs: image datasets in ``(C, H, W)`` for image
-    models, and discrete 8-bit images dequantized into logit space with
-    :math:`\lambda = 0.05` (RealNVP's MNIST preprocessing, Dinh et al. 2017) for flows, unless
-    ``data_options`` says otherwise. (:math:`\lambda = 10^{-6}`, the MAF paper's choice,
-    sends background pixels to about :math:`-14`, outside a spline's default bound of 5; on
-    mnist5k a Glow reached 2.20 test bits/dim after 400 steps in logit space against 3.14 on
-    :math:`[0, 1]`.)"""
-    entry = get_entry(model)
-    opts = dict(data_options or {})
-    is_image = data in IMAGES
-    if entry.input == "image":
-        if not is_image:
-            raise ValueError(
-                f"data: model {model!r} needs an image dataset ({', '.join(IMAGES)}), got {data!r}"
-            )
-        opts.setdefault("image", True)
-    if is_image and model not in LATENT_MODELS and not _binary(data) and "logit" not in opts:
-        opts["logit"] = DEFAULT_LOGIT
-    return tdata.load(data, seed=data_seed, data_root=data_root, n=n, **opts)
-
-
-def model_shape(model: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    r"""The event shape the model sees: flattened for vector models."""
-    return (math.prod(shape),) if get_entry(model).input == "vector" else tuple(shape)
-
-
-def _context(ds: tdata.Dataset, split: str, conditional: bool) -> Tensor | None:
-    if not conditional:
-        return None
-    labels = ds.labels(split)
-    if labels is None:
-        raise ValueError(f"conditional: dataset {ds.name!r} has no class labels to condition on")
-    return torch.nn.functional.one_hot(labels, _classes(ds)).to(ds.train.dtype)
-
-
-def _classes(ds: tdata.Dataset) -> int:
-    return int(max(int(ds.labels(s).max()) for s in ("train", "val", "test"))) + 1
-
-
-def model_space(
-    ds: tdata.Dataset, split: str, shape: tuple[int, ...], seed: int = EVAL_SEED
-) -> tuple[Tensor, Tensor]:
-    r"""A split in model space with its preprocessing log-Jacobians, reproducibly."""
-    y, ladj = ds.preprocess.eval(ds.split(split), torch.Generator().manual_seed(seed))
-    return y.reshape(y.shape[0], *shape), ladj
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -116,14 +62,6 @@ def default_out(model: str, data: str, root: str | Path = "runs") -> Path:
     while out.exists():
         out, i = Path(f"{base}-{i}"), i + 1
     return out
-
-
-def _batch_transform(ds: tdata.Dataset, shape: tuple[int, ...]):  # noqa: ANN202
-    def transform(x: Tensor, generator: torch.Generator) -> Tensor:
-        y = ds.preprocess.train_batch(x, generator)
-        return y.reshape(y.shape[0], *shape)
-
-    return transform
 
 
 def train_run(
@@ -238,21 +176,6 @@ def finish_run(
     return metrics
 
 
-def _load(run_dir: Path) -> tuple[dict[str, Any], nn.Module, tdata.Dataset]:
-    if not (run_dir / "config.json").is_file():
-        raise FileNotFoundError(f"run_dir: {str(run_dir)!r} holds no run (no config.json)")
-    config = read_json(run_dir / "config.json")
-    if not (run_dir / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"run_dir: {str(run_dir)!r} has no model.safetensors yet; resume it with "
-            f"'tractable train --resume {run_dir}'"
-        )
-    net = load_model(run_dir, build_model)
-    data_cfg = config["data"]
-    ds = tdata.load_from_dict(data_cfg["dataset"], data_root=data_cfg.get("data_root"))
-    return config, net, ds
-
-
 def evaluate_loaded(
     net: nn.Module,
     ds: tdata.Dataset,
@@ -319,170 +242,10 @@ def evaluate_run(
     return result
 
 
-def sample_run(
-    run_dir: str | Path,
-    n: int,
-    temperature: float = 1.0,
-    out: str | Path | None = None,
-    seed: int = 0,
-) -> tuple[Tensor, Path]:
-    r"""Draw ``n`` samples (per class, for a class-conditional run) in the data's raw space and
-    write them to ``out`` (``.npy``, or ``.png`` for a picture)."""
-    run_dir = Path(run_dir)
-    config, net, ds = _load(run_dir)
-    x = _draw(net, ds, config, n, temperature, seed)
-    out = Path(out) if out is not None else run_dir / "samples.npy"
-    if out.suffix == ".npy":
-        np.save(out, x.cpu().numpy())
-    elif out.suffix == ".png":
-        _picture(x, ds, out, f"{n} samples, temperature {temperature:g}")
-    else:
-        raise ValueError(f"out: expected a .npy or .png path, got {str(out)!r}")
-    return x, out
-
-
-def _draw(
-    net: nn.Module,
-    ds: tdata.Dataset,
-    config: dict[str, Any],
-    n: int,
-    temperature: float,
-    seed: int,
-) -> Tensor:
-    torch.manual_seed(seed)
-    is_latent = config["model"]["model"] in LATENT_MODELS
-    if is_latent:
-        if temperature != 1.0:
-            raise ValueError("temperature: VAEs sample at temperature 1 only")
-        y = net.sample(n, mean=_binary(ds.name))
-    elif config["data"].get("conditional"):
-        classes = config["model"]["context"]
-        y = net.sample(n, context=torch.eye(classes, dtype=ds.train.dtype), temperature=temperature)
-        y = y.reshape(-1, *y.shape[2:])
-    else:
-        y = net.sample(n, temperature=temperature)
-    y = y.reshape(y.shape[0], *ds.shape)
-    if is_latent and _binary(ds.name):
-        return y  # pixel probabilities read better than binary draws
-    return ds.preprocess.inverse(y)
-
-
-def _picture(x: Tensor, ds: tdata.Dataset, out: Path, title: str) -> Path:
-    from .flows.image import save_image_grid
-    from .plots import image_shape_of
-
-    img = image_shape_of(ds.shape, ds.name)
-    if img is not None:
-        scale = (ds.levels - 1) if ds.levels and ds.levels > 2 else 1
-        save_image_grid((x / scale).reshape(-1, *img).clamp(0, 1), out, nrow=10)
-        return out
-    if x.shape[-1] == 2 and x.dim() == 2:
-        from .plots import _figure, _save
-
-        fig = _figure(4.5, 4.5)
-        ax = fig.add_subplot(1, 1, 1)
-        pts = x.cpu().numpy()
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
-        ax.set_title(title)
-        return _save(fig, out)
-    raise ValueError(f"out: no picture for samples of shape {tuple(x.shape[1:])}; use .npy")
-
-
-def _interpolations(
-    net: nn.Module, ds: tdata.Dataset, shape: tuple[int, ...], out: Path, rows: int = 8
-) -> Path:
-    r"""Linear paths in latent space between ``rows`` pairs of test images (first and last
-    columns are the reconstructed ends), ten steps each."""
-    from .flows.image import interpolate
-
-    y, _ = model_space(ds, "test", shape)
-    g = torch.Generator().manual_seed(0)
-    pick = torch.randperm(y.shape[0], generator=g)[: 2 * rows]
-    ends = y[pick].reshape(2, -1, *shape)
-    with torch.no_grad():
-        path = interpolate(net, ends[0], ends[1], steps=10)
-    x = ds.preprocess.inverse(path.reshape(-1, *shape).reshape(-1, *ds.shape))
-    return _picture(x, ds, out, "interpolations")
-
-
-def plot_run(
-    run_dir: str | Path, net: nn.Module | None = None, ds: tdata.Dataset | None = None
-) -> list[Path]:
-    r"""Write the run's plots: training curves always; for 2D data the learned density beside
-    the data and samples; for images sample grids (temperatures 1 and 0.7 for flows) and, for
-    unconditional image flows, interpolations between test images in latent space."""
-    from .plots import density_2d, image_shape_of, training_curves
-
-    run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    if net is None or ds is None:
-        config, net, ds = _load(run_dir)
-    net.eval()
-    written = []
-    if (run_dir / "log.jsonl").is_file():
-        written.append(training_curves(run_dir / "log.jsonl", run_dir / "training_curves.png"))
-    shape = tuple(config["model"]["shape"])
-    name = config["model"]["model"]
-    if shape == (2,) and name not in LATENT_MODELS and not config["data"].get("conditional"):
-        data, _ = model_space(ds, "test", shape)
-        torch.manual_seed(0)
-        samples = net.sample(min(20_000, 4 * data.shape[0]))
-        written.append(
-            density_2d(
-                lambda p: net.log_prob(p),
-                data,
-                samples,
-                run_dir / "density.png",
-                title=f"{name} on {ds.name}",
-            )
-        )
-    elif image_shape_of(ds.shape, ds.name) is not None:
-        n = 10 if config["data"].get("conditional") else 100
-        x = _draw(net, ds, config, n, 1.0, 0)
-        written.append(_picture(x, ds, run_dir / "samples.png", "samples"))
-        if name not in LATENT_MODELS:
-            # reduced temperature, as Glow's figures (Kingma and Dhariwal 2018) use T = 0.7
-            x = _draw(net, ds, config, n, 0.7, 0)
-            written.append(
-                _picture(x, ds, run_dir / "samples_t0.7.png", "samples, temperature 0.7")
-            )
-            if not config["data"].get("conditional") and len(shape) == 3:
-                written.append(_interpolations(net, ds, shape, run_dir / "interpolation.png"))
-    return written
-
-
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], nn.Module, tdata.Dataset]:
     r"""The ``config.json`` dict, the model (in ``eval()`` mode, final weights) and the dataset
     of the saved run in ``run_dir``."""
     return _load(Path(run_dir))
-
-
-def draw_samples(
-    net: nn.Module,
-    ds: tdata.Dataset,
-    config: dict[str, Any],
-    n: int,
-    seed: int = 0,
-    temperature: float = 1.0,
-) -> Tensor:
-    r"""``n`` samples ``(n, *ds.shape)`` in the data's raw space, for sample-based metrics.
-
-    Unlike :func:`sample_run`, which returns ``n`` per class and pixel probabilities for VAEs
-    on binary data, this returns exactly ``n`` draws on the data's own support: a
-    class-conditional run draws ``ceil(n / classes)`` per class (then keeps ``n`` in a seeded
-    random order), and a VAE on binary data gives Bernoulli draws of its pixel probabilities.
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected an int >= 1, got {n!r}")
-    conditional = bool(config["data"].get("conditional"))
-    per = math.ceil(n / config["model"]["context"]) if conditional else n
-    x = _draw(net, ds, config, per, temperature, seed)
-    g = torch.Generator().manual_seed(seed)
-    if config["model"]["model"] in LATENT_MODELS and _binary(ds.name):
-        x = torch.bernoulli(x.clamp(0, 1), generator=g)
-    if conditional:
-        x = x[torch.randperm(x.shape[0], generator=g)[:n]]
-    return x.detach()
 
 
 def _marginal_log_prob(
@@ -550,3 +313,29 @@ def log_likelihoods(
     if ds.preprocess.kind == "discrete":
         log_x = log_x - ds.dims * math.log(ds.levels)
     return log_x, kind
+
+
+# load_dataset, model_shape, model_space and the constants live in tractable.run_data, and
+# sample_run, plot_run and draw_samples in tractable.run_plots; they are re-exported here.
+__all__ = [
+    "DEFAULT_DATA",
+    "DEFAULT_LOGIT",
+    "DEFAULT_MODEL",
+    "EVAL_SEED",
+    "LATENT_MODELS",
+    "continue_run",
+    "count_parameters",
+    "default_out",
+    "draw_samples",
+    "evaluate_loaded",
+    "evaluate_run",
+    "finish_run",
+    "load_dataset",
+    "load_run",
+    "log_likelihoods",
+    "model_shape",
+    "model_space",
+    "plot_run",
+    "sample_run",
+    "train_run",
+]

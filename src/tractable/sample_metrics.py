@@ -1,0 +1,288 @@
+r"""The metric computations of :mod:`tractable.evaluation` (which says which metric applies to
+which data): one function per name in :data:`~tractable.evaluation.METRICS`, each taking the
+shared evaluation state (samples, reference and floor splits, features) and returning a
+JSON-ready dict, or a string that says why the metric was skipped; and the target densities
+of ``kl``, the exact mixture density of a toy or a Gaussian KDE of the reference split.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import metrics as tm
+from . import runs
+from .data import toy_modes
+
+if TYPE_CHECKING:
+    from .evaluation import _Eval
+
+
+_MIXTURE_STD = {"8gaussians": 0.5 / 1.414, "grid25": 0.05}
+
+
+def _mixture_log_density(name: str, std: float):  # noqa: ANN202
+    centres = torch.as_tensor(toy_modes(name), dtype=torch.float64)
+    const = -math.log(2 * math.pi * std**2) - math.log(centres.shape[0])
+
+    def log_p(x: Tensor) -> Tensor:
+        d2 = torch.cdist(x.double(), centres, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+        return torch.logsumexp(-0.5 * d2 / std**2, dim=1) + const
+
+    return log_p
+
+
+_KDE_FACTORS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0)
+
+
+def _kde_logsumexp(points: Tensor, data: Tensor, h: Tensor, chunk: int = 1024) -> Tensor:
+    r"""Exact log of the Gaussian KDE of ``data`` ``(n, 2)`` with bandwidths ``h`` at
+    ``points`` ``(G, 2)``."""
+    n, d = data.shape
+    const = -math.log(n) - 0.5 * d * math.log(2 * math.pi) - float(torch.log(h).sum())
+    scaled = data / h
+    out = [
+        torch.logsumexp(-0.5 * torch.cdist(block / h, scaled) ** 2, dim=1) + const
+        for block in points.split(chunk)
+    ]
+    return torch.cat(out)
+
+
+def _kde(ref: Tensor, held_out: Tensor, seed: int) -> tuple[Tensor, float]:
+    r"""Bandwidths ``(2,)``: Scott's rule :math:`\sigma_j n^{-1/6}` times the factor in
+    ``_KDE_FACTORS`` with the highest mean log-density of (up to 1,000 of) ``held_out``
+    (likelihood cross-validation). Returns the bandwidths and the factor."""
+    scott = ref.std(dim=0) * ref.shape[0] ** (-1.0 / 6.0)
+    g = torch.Generator().manual_seed(seed)
+    check = held_out[torch.randperm(held_out.shape[0], generator=g)[:1000]]
+    scores = [float(_kde_logsumexp(check, ref, f * scott).mean()) for f in _KDE_FACTORS]
+    best = _KDE_FACTORS[int(np.argmax(scores))]
+    return best * scott, best
+
+
+def _kde_grid_density(data: Tensor, h: Tensor, bounds: list[tuple[float, float]], res: int):  # noqa: ANN202
+    r"""The log KDE on the cell centres of ``grid_divergences``'s grid, by the separable sum
+    :math:`\sum_i k(g_a - x_{i1}) k(g_b - x_{i2}) = (A B^\top)_{ab}` (one matrix product);
+    cells where that underflows are recomputed exactly. Returns a callable for
+    ``grid_divergences`` that looks points up on the grid (and evaluates any other point
+    exactly)."""
+    centres = [
+        lo + (torch.arange(res, dtype=torch.float64) + 0.5) * (hi - lo) / res for lo, hi in bounds
+    ]
+    a = -0.5 * ((centres[0][:, None] - data[None, :, 0]) / h[0]) ** 2  # (R, n)
+    b = -0.5 * ((centres[1][:, None] - data[None, :, 1]) / h[1]) ** 2
+    ma, mb = a.max(dim=1).values, b.max(dim=1).values
+    s = torch.exp(a - ma[:, None]) @ torch.exp(b - mb[:, None]).T  # (R, R)
+    n = data.shape[0]
+    const = -math.log(n) - math.log(2 * math.pi) - float(torch.log(h).sum())
+    grid = torch.log(s) + ma[:, None] + mb[None, :] + const
+    low = s < 1e-200
+    if bool(low.any()):
+        i, j = torch.nonzero(low, as_tuple=True)
+        grid[i, j] = _kde_logsumexp(torch.stack([centres[0][i], centres[1][j]], 1), data, h)
+    steps = torch.tensor([(hi - lo) / res for lo, hi in bounds], dtype=torch.float64)
+    origin = torch.tensor([lo for lo, _ in bounds], dtype=torch.float64)
+
+    def log_p(points: Tensor) -> Tensor:
+        p = points.double()
+        index = torch.round((p - origin) / steps - 0.5).long().clamp(0, res - 1)
+        on_grid = ((origin + (index + 0.5) * steps - p).abs() <= 1e-9 * (1 + p.abs())).all(1)
+        out = torch.empty(p.shape[0], dtype=torch.float64)
+        out[on_grid] = grid[index[on_grid, 0], index[on_grid, 1]]
+        if not bool(on_grid.all()):
+            out[~on_grid] = _kde_logsumexp(p[~on_grid], data, h)
+        return out
+
+    return log_p
+
+
+def _fid(e: _Eval) -> dict[str, Any]:
+    f = e.feats
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = {"value": tm.fid(f["samples"], f["ref"]), "floor": tm.fid(f["floor"], f["ref"])}
+    if caught:
+        e.notes.append(
+            "fid: a feature covariance is (near) singular, so the matrix square root may be "
+            f"inaccurate ({f['ref'].shape[1]} features, {f['ref'].shape[0]} reference rows)"
+        )
+    return out
+
+
+def _kid(e: _Eval) -> dict[str, Any]:
+    f = e.feats
+    size = min(1000, *(v.shape[0] for k, v in f.items() if not k.endswith("probs")))
+    out = tm.kid(f["samples"], f["ref"], subsets=50, subset_size=size, seed=e.seed)
+    floor = tm.kid(f["floor"], f["ref"], subsets=50, subset_size=size, seed=e.seed)
+    return {"mean": out.mean, "std": out.std, "subset_size": size, "floor": floor.mean}
+
+
+def _prd(e: _Eval) -> dict[str, Any]:
+    f = e.feats
+    out = tm.prdc(f["ref"], f["samples"], k=5)
+    floor = tm.prdc(f["ref"], f["floor"], k=5)
+    keys = ("precision", "recall", "density", "coverage")
+    return {
+        **{k: getattr(out, k) for k in keys},
+        "k": 5,
+        "floor": {k: getattr(floor, k) for k in keys},
+    }
+
+
+def _is(e: _Eval) -> dict[str, Any] | str:
+    if "samples_probs" not in e.feats:
+        return "is: skipped, the Inception Score needs a classifier (image data, --extractor auto)"
+    splits = 10
+    out = tm.inception_score(e.feats["samples_probs"], splits=splits)
+    data = tm.inception_score(e.feats["ref_probs"], splits=min(splits, e.ref.shape[0]))
+    return {"mean": out.mean, "std": out.std, "splits": splits, "data": data.mean}
+
+
+def _modes(e: _Eval) -> dict[str, Any] | str:
+    name = e.ds.name
+    if not e.image and name in _MIXTURE_STD and tuple(e.ds.shape) == (2,):
+        std = float(e.ds.options.get("std", _MIXTURE_STD[name]))
+        modes = toy_modes(name)
+        out = tm.mode_coverage(e.pixels(e.samples), modes, std=std)
+        data = tm.mode_coverage(e.pixels(e.floor), modes, std=std)
+        return {
+            "modes_captured": out.modes_captured,
+            "n_modes": out.n_modes,
+            "fraction_high_quality": out.fraction_high_quality,
+            "kl_assignment": out.kl_assignment,
+            "counts": out.counts.tolist(),
+            "std": std,
+            "data_fraction_high_quality": data.fraction_high_quality,
+        }
+    if e.image and e.extractor is not None and e.extractor.name.startswith("classifier"):
+        q = np.bincount(e.feats["samples_probs"].argmax(1), minlength=e.feats["ref_probs"].shape[1])
+        r = np.bincount(e.feats["ref_probs"].argmax(1), minlength=q.shape[0])
+        q, r = q / q.sum(), r / r.sum()
+        support = q > 0
+        kl = float(np.sum(q[support] * np.log(q[support] / np.maximum(r[support], 1e-12))))
+        return {
+            "classes_covered": int(support.sum()),
+            "n_classes": int(q.shape[0]),
+            "kl_class_histogram": max(kl, 0.0),
+            "class_fractions": q.tolist(),
+        }
+    if e.image:
+        return "modes: skipped, class coverage of images needs the classifier extractor"
+    return (
+        f"modes: skipped, {name!r} has no point modes (only 8gaussians and grid25 are mixtures "
+        "with known centres)"
+    )
+
+
+def _birthday(e: _Eval) -> dict[str, Any]:
+    s = min(e.samples.shape[0], e.ref.shape[0], 2000)
+    rng = np.random.default_rng(e.seed)
+    data = e.pixels(e.ref)[rng.choice(e.ref.shape[0], s, replace=False)]
+    threshold = float(tm.birthday(data, top_k=1).distances[0])
+    samples = e.pixels(e.samples[:s])
+    out = tm.birthday(samples, threshold=threshold, top_k=10)
+    result: dict[str, Any] = {
+        "batch": s,
+        "threshold": threshold,
+        "n_duplicates": out.n_duplicates,
+        "closest_distance": float(out.distances[0]),
+        "support_estimate": out.support_estimate,
+    }
+    if e.image_shape is not None:
+        path = e.run_dir / "birthday_pairs.png"
+        tm.plot_birthday_pairs(samples, out, e.image_shape, path)
+        result["plot"] = str(path)
+    return result
+
+
+def _pca(e: _Eval) -> dict[str, Any] | str:
+    data, samples = e.pixels(e.ref), e.pixels(e.samples)
+    if data.shape[1] < 2:
+        return "pca: skipped, the data have one dimension"
+    k = min(10, data.shape[1])
+    out = tm.pca_comparison(data, samples, k=k)
+    path = tm.plot_pca_comparison(data, samples, e.run_dir / "pca.png", k=k, seed=e.seed)
+    dv = out["data_explained_variance"]
+    return {
+        "k": k,
+        "data_explained_variance_ratio": out["data_explained_variance_ratio"].tolist(),
+        "samples_explained_variance_ratio": out["samples_explained_variance_ratio"].tolist(),
+        "variance_ratio_on_data_components": (
+            out["samples_variance_on_data_components"] / np.where(dv > 0, dv, np.nan)
+        ).tolist(),
+        "total_variance_ratio": out["samples_total_variance"] / out["data_total_variance"],
+        "plot": str(path),
+    }
+
+
+def _kl(e: _Eval) -> dict[str, Any] | str:
+    if e.image or tuple(e.ds.shape) != (2,) or e.ds.kind != "continuous":
+        return "kl: skipped, grid divergences need 2D continuous data"
+    ref = e.ref.double()
+    name = e.ds.name
+    h = None
+    if name in _MIXTURE_STD:
+        width = float(e.ds.options.get("std", _MIXTURE_STD[name]))
+        target = "exact mixture density"
+    else:
+        h, factor = _kde(ref, e.floor.double(), e.seed)
+        width = float(h.min())
+        target = (
+            f"Gaussian KDE of the {e.split} split, bandwidth {[round(float(v), 4) for v in h]} "
+            f"({factor} x Scott's, chosen by likelihood on the {e.other} split)"
+        )
+    lo, hi = ref.min(dim=0).values, ref.max(dim=0).values
+    pad = 0.1 * (hi - lo) + 3 * width
+    bounds = [(float(lo[j] - pad[j]), float(hi[j] + pad[j])) for j in range(2)]
+    span = max(b - a for a, b in bounds)
+    resolution = int(min(800, max(300, math.ceil(3 * span / width))))
+    if h is None:
+        log_data = _mixture_log_density(name, width)
+    else:
+        log_data = _kde_grid_density(ref, h, bounds, resolution)
+
+    def log_model(points: Tensor) -> Tensor:
+        return runs.log_likelihoods(e.net, e.ds, e.config, points)[0]
+
+    out = tm.grid_divergences(log_data, log_model, bounds, resolution=resolution)
+    return {
+        "kl_data_model": out.kl_pq,
+        "kl_model_data": out.kl_qp,
+        "js": out.js,
+        "mass_data": out.mass_p,
+        "mass_model": out.mass_q,
+        "target": target,
+        "bounds": bounds,
+        "resolution": resolution,
+    }
+
+
+def _wasserstein(e: _Eval) -> dict[str, Any] | str:
+    if e.image:
+        return "wasserstein: skipped for images (pixel-space transport says little); use fid/kid"
+    ref, samples, floor = e.pixels(e.ref), e.pixels(e.samples), e.pixels(e.floor)
+    m = 2000
+    return {
+        "w1": tm.wasserstein(samples, ref, max_samples=m, seed=e.seed),
+        "floor": tm.wasserstein(floor, ref, max_samples=m, seed=e.seed),
+        "max_samples": m,
+        "method": "exact",
+    }
+
+
+_FUNCTIONS = {
+    "fid": _fid,
+    "kid": _kid,
+    "prd": _prd,
+    "is": _is,
+    "modes": _modes,
+    "birthday": _birthday,
+    "pca": _pca,
+    "kl": _kl,
+    "wasserstein": _wasserstein,
+}

@@ -1,0 +1,226 @@
+r"""The training loop's state and bookkeeping (see :mod:`tractable.train.loop`).
+
+:class:`_Counters` is the JSON part of the trainer state and :class:`_Run` everything one run
+carries; the helpers here are what the loop does besides stepping: validate and early-stop
+(:func:`_validate`), write a log line and the status line (:func:`_log`), write an
+exact-resume checkpoint (:func:`_checkpoint`) and end the run with its summary
+(:func:`_finish`).
+
+Example:
+    >>> _duration(42), _duration(75), _duration(7384)
+    ('42 s', '1 min 15 s', '2 h 03 min')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .batches import Batch
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .distributed import DistContext, all_gather_objects
+from .evaluate import evaluate_loss
+from .guards import BatchTransform, check_finite_model, model_loss
+from .rng import capture_globals
+from .schedule import LRSchedule
+from .serialization import atomic_write_bytes, atomic_write_json, model_state, tensors_to_bytes
+
+ValLossFn = Callable[[nn.Module, Batch], Tensor]
+LogExtra = Callable[[nn.Module, int], Mapping[str, float]]
+
+
+@dataclass
+class _Counters:
+    r"""The JSON part of the trainer state (everything that is not a tensor)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_val: float = math.inf
+    best_step: int | None = None
+    last_val: float | None = None
+    evals_since_best: int = 0
+    consecutive_nonfinite: int = 0
+    nonfinite_total: int = 0
+    loss_sum: float = 0.0  # finite training losses since the last log line
+    loss_count: int = 0
+    last_loss: float | None = None  # the mean training loss of the last log line
+    last_grad_norm: float | None = None
+    seconds: float = 0.0
+    stop_reason: str | None = None
+
+
+@dataclass
+class _Run:
+    model: nn.Module
+    train: tuple[Tensor, ...]
+    val: tuple[Tensor, ...] | None
+    config: TrainConfig
+    run_dir: Path | None
+    ctx: DistContext
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    noise: torch.Generator
+    counters: _Counters
+    best_weights: dict[str, Tensor] | None
+    batch_transform: BatchTransform | None
+    val_loss_fn: ValLossFn | None
+    log_extra: LogExtra | None
+    progress: bool
+    # where this process took over (a resumed run's rate counts only its own steps)
+    first_step: int = 0
+    first_seconds: float = 0.0
+
+
+def _validate(run: _Run) -> None:
+    cfg, c = run.config, run.counters
+    assert run.val is not None
+    fn = run.val_loss_fn if run.val_loss_fn is not None else model_loss
+    val_loss = evaluate_loss(run.model, run.val, cfg.val_batch_size, fn, run.ctx)
+    c.last_val = val_loss
+    if not math.isfinite(val_loss):
+        warnings.warn(f"validation loss at step {c.step} is {val_loss}", stacklevel=3)
+    if math.isfinite(val_loss) and val_loss < c.best_val - cfg.min_delta:
+        c.best_val, c.best_step, c.evals_since_best = val_loss, c.step, 0
+        _check_finite(run, "best.safetensors")
+        run.best_weights = {k: v.to("cpu", copy=True) for k, v in model_state(run.model).items()}
+        if run.run_dir is not None and run.ctx.is_main:
+            blob = tensors_to_bytes(
+                run.best_weights, {"format": "tractable-model/1", "step": str(c.step)}
+            )
+            atomic_write_bytes(run.run_dir / "best.safetensors", blob)
+    else:
+        c.evals_since_best += 1
+    run.schedule.observe(val_loss)
+    if cfg.patience is not None and c.evals_since_best >= cfg.patience:
+        c.stop_reason = "early_stopping"
+
+
+def _log(run: _Run, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
+    c = run.counters
+    record: dict[str, Any] = {
+        "step": c.step,
+        "epoch": c.epoch,
+        "loss": c.loss_sum / c.loss_count if c.loss_count else None,
+        "lr": lr,
+        "grad_norm": c.last_grad_norm,
+        "seconds": round(c.seconds, 3),
+        "nonfinite_steps": c.nonfinite_total,
+    }
+    c.loss_sum, c.loss_count = 0.0, 0
+    c.last_loss = record["loss"]
+    if evaluated:
+        record["val_loss"] = c.last_val
+        record["best_val_loss"] = c.best_val
+    if not run.ctx.is_main:
+        return
+    extra = getattr(run.model, "extra_log", None)
+    if callable(extra):
+        record.update({str(k): float(v) for k, v in extra().items()})
+    if evaluated and run.log_extra is not None:
+        record.update({str(k): float(v) for k, v in run.log_extra(run.model, c.step).items()})
+    record = {
+        k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in record.items()
+    }
+    if log is not None:
+        log.write(json.dumps(record, allow_nan=False) + "\n")
+        log.flush()
+    shown = {"loss": record["loss"]}
+    if c.last_val is not None:
+        shown["val"] = c.last_val
+    bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None}, refresh=False)
+    if evaluated and run.progress and bar.disable:
+        # not a terminal (a batch job, a log file): one line per evaluation instead of a bar
+        print(_status_line(run), file=sys.stderr, flush=True)
+
+
+def _status_line(run: _Run) -> str:
+    cfg, c = run.config, run.counters
+    done = c.step - run.first_step
+    per_step = (c.seconds - run.first_seconds) / done if done > 0 else float("nan")
+    parts = [f"train: step {c.step}/{cfg.steps}"]
+    if c.last_loss is not None:
+        parts.append(f"loss {c.last_loss:.4g}")
+    if c.last_val is not None:
+        parts.append(f"val {c.last_val:.4g} (best {c.best_val:.4g} at step {c.best_step})")
+    if math.isfinite(per_step):
+        left = per_step * (cfg.steps - c.step)
+        parts.append(f"{per_step:.3g} s/step, about {_duration(left)} left")
+    return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _checkpoint(run: _Run, log: Any) -> None:
+    _check_finite(run, "a checkpoint")
+    rng = all_gather_objects(capture_globals(), run.ctx)  # a collective: every rank takes part
+    if not run.ctx.is_main or run.run_dir is None:
+        return
+    if log is not None:
+        log.flush()
+        os.fsync(log.fileno())
+    state = {
+        "format": "tractable-trainer/1",
+        "counters": dataclasses.asdict(run.counters),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state_dict(),
+        "noise": run.noise.get_state(),
+        "rng": rng,
+    }
+    weights = {"model": model_state(run.model)}
+    if run.best_weights is not None:
+        weights["best"] = run.best_weights
+    save_checkpoint(
+        run.run_dir, run.counters.step, weights, state, keep=run.config.keep_checkpoints
+    )
+
+
+def _check_finite(run: _Run, what: str) -> None:
+    c = run.counters
+    check_finite_model(run.model, what, c.step, c.consecutive_nonfinite, c.nonfinite_total)
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    c = run.counters
+    restored = run.config.restore_best and run.best_weights is not None
+    if restored:
+        run.model.load_state_dict(run.best_weights)
+    _check_finite(run, "the final model")
+    summary = {
+        "steps": c.step,
+        "stop_reason": c.stop_reason or "completed",
+        "best_val_loss": c.best_val if math.isfinite(c.best_val) else None,
+        "best_step": c.best_step,
+        "final_val_loss": c.last_val if c.last_val is None or math.isfinite(c.last_val) else None,
+        "train_loss": c.last_loss,
+        "nonfinite_steps": c.nonfinite_total,
+        "seconds": round(c.seconds, 3),
+        "restored_best": restored,
+        "run_dir": str(run.run_dir) if run.run_dir is not None else None,
+    }
+    if run.run_dir is not None and run.ctx.is_main:
+        state = model_state(run.model)
+        blob = tensors_to_bytes(state, {"format": "tractable-model/1", "step": str(c.step)})
+        atomic_write_bytes(run.run_dir / "model.safetensors", blob)
+        atomic_write_json(run.run_dir / "metrics.json", summary)
+    return summary
