@@ -1,9 +1,16 @@
 """Glow on mnist5k: tractable against normflows' Glow with a matched architecture, same data,
-same preprocessing (uniform dequantization to [0, 1)), same optimiser, batch and number of
-steps, trained side by side in one process (interleaved steps, so both see the same machine
+same preprocessing (uniform dequantization, then logit space with lambda = 0.05 as the CLI's
+default; ``--logit 0`` keeps [0, 1)), same optimiser, learning-rate schedule, batch and number
+of steps, trained side by side in one process (interleaved steps, so both see the same machine
 load). Reports parameters, wall time per model and test bits/dim on the 8-bit scale.
 
     python benchmarks/glow_mnist.py --steps 600 --depth 8 --hidden 64
+
+The documented run trains ours through the CLI and the peer here with the same budget, then
+reports both (see docs/image_flows.md):
+
+    python benchmarks/glow_mnist.py --only normflows --steps 5000 --schedule cosine \
+        --ours-run runs/glow-mnist5k --out benchmarks/results/glow_mnist.json
 
 Not part of the test suite. normflows is an optional dependency (``pip install -e .[bench]``).
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -62,6 +70,10 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--blocks", type=int, default=0, help="residual blocks in our conditioner")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                    help="cosine: lr (1 + cos(pi t / steps)) / 2, the CLI's -t schedule=cosine")
+    ap.add_argument("--logit", type=float, default=0.05,
+                    help="logit-space lambda (0: stay in [0, 1))")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/glow_mnist.json")
@@ -72,7 +84,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
-    ds = tr.data.load("mnist5k", image=True, seed=0)
+    logit = {"logit": args.logit} if args.logit > 0 else {}
+    ds = tr.data.load("mnist5k", image=True, seed=0, **logit)
     shape = ds.shape
     torch.manual_seed(args.seed)
     peer = normflows_glow(args.levels, args.depth, args.hidden, shape)
@@ -106,6 +119,10 @@ def main() -> None:
     for step in range(steps):
         idx = torch.randint(n, (args.batch_size,), generator=g)
         y = ds.preprocess.train_batch(ds.train[idx], g)
+        if args.schedule == "cosine":
+            for opt in opts.values():
+                for group in opt.param_groups:
+                    group["lr"] = args.lr * (1 + math.cos(math.pi * step / steps)) / 2
         for name, m in models.items():
             t = time.perf_counter()
             loss = -_log_prob(name, m, y).mean()
@@ -121,6 +138,20 @@ def main() -> None:
                 flush=True,
             )
     results = {}
+    from _measure import peak_bytes
+
+    y_mem = ds.preprocess.train_batch(ds.train[: args.batch_size], g)
+
+    def train_step(name: str, m: torch.nn.Module) -> None:
+        loss = -_log_prob(name, m, y_mem).mean()
+        opts[name].zero_grad()
+        loss.backward()
+
+    # peak tensor memory of one training step (activations, gradients, temporaries) on a batch
+    # of batch_size images, measured on the trained models (ActNorm initialised)
+    memory = {
+        name: peak_bytes(lambda name=name, m=m: train_step(name, m)) for name, m in models.items()
+    }
     y_test, ladj = ds.preprocess.eval(ds.test, torch.Generator().manual_seed(1))
     for name, m in models.items():
         m.eval()
@@ -133,6 +164,7 @@ def main() -> None:
             "seconds_per_step": seconds[name] / steps,
             "test_bpd": report["bpd"],
             "test_bpd_se": report["bpd_se"],
+            "train_step_peak_mb": memory[name] / 2**20,
         }
     if args.ours_run:
         from pathlib import Path
@@ -140,12 +172,22 @@ def main() -> None:
         run = Path(args.ours_run)
         m = json.loads((run / "metrics.json").read_text())
         cfg = json.loads((run / "config.json").read_text())
+        torch.manual_seed(args.seed)
+        from tractable.runs import load_run
+
+        _, net, _ = load_run(run)
+        net.train()
+        opts["cli"] = torch.optim.Adam(net.parameters(), lr=args.lr)
         results["tractable (CLI run)"] = {
+            "train_step_peak_mb": peak_bytes(lambda: train_step("cli", net)) / 2**20,
             "params": m["params"], "train_seconds": m["train_seconds"],
             "seconds_per_step": m["train_seconds"] / m["steps"], "test_bpd": m["test_bpd"],
             "test_bpd_se": m["test_bpd_se"], "run_dir": str(run), "model": cfg["model"],
         }
-    summary = {"config": vars(args), "torch": torch.__version__, "results": results}
+    summary = {
+        "command": " ".join(sys.argv), "config": vars(args), "torch": torch.__version__,
+        "results": results,
+    }
     print(json.dumps(summary, indent=2))
     if not args.time_only:
         with open(args.out, "w") as f:
