@@ -166,10 +166,21 @@ def _targets(results: dict) -> list[str]:
         fastest = min((r["wall"] for r in peers), default=float("nan"))
         ok = ours["test"] <= 2.05 and ours["wall"] <= fastest
         lines.append(
-            f"| NSF on digits <= 2.05 bits/dim within the fastest peer NSF's time "
-            f"| {ours['test']:.3f} bits/dim in {ours['wall']:.0f} s (fastest peer NSF "
-            f"{fastest:.0f} s) | {'yes' if ok else '**no**'} |"
+            f"| NSF on digits <= 2.05 bits/dim within the fastest peer NSF's time, final "
+            f"weights after all steps | {ours['test']:.3f} bits/dim in {ours['wall']:.0f} s "
+            f"(fastest peer NSF {fastest:.0f} s) | {'yes' if ok else '**no**'} |"
         )
+        if "best_test" in ours:
+            # strict: our time to our best-validation weights against the quickest peer's time
+            # to its own best-validation weights
+            quickest = min((r["best_wall"] for r in peers if "best_wall" in r), default=math.nan)
+            ok = ours["best_test"] <= 2.05 and ours["best_wall"] <= quickest
+            lines.append(
+                f"| NSF on digits <= 2.05 bits/dim within the fastest peer NSF's time, "
+                f"best-validation weights (early stopping) | {ours['best_test']:.3f} bits/dim "
+                f"in {ours['best_wall']:.0f} s (step {ours['best_step']}; quickest peer NSF to "
+                f"its best: {quickest:.0f} s) | {'yes' if ok else '**no**'} |"
+            )
     roof = results.get("roofline")
     if roof:
         frac = roof["fraction"].get("tractable", {}).get("64")
@@ -187,20 +198,28 @@ def _quality(quality: dict) -> list[str]:
         f"{s['dataset']}; logit transform with lambda = {s['logit']}; {s['steps']} steps of "
         f"batch {s['batch']}, {s['optimizer']} at lr {s['lr']}, seed {s['seed']}; the same "
         "batches and the same dequantization for every model. Wall time is the training loop "
-        "only.",
+        "only. The last three columns are the weights with the best validation bits/dim "
+        "among evaluations every 100 steps (early stopping): their test bits/dim, step, and "
+        "the training time it took to reach them. With 1,437 training images every flow "
+        "overfits long before the last step.",
         "",
         "| model | library | params | test bits/dim | val bits/dim | wall time (s) "
-        "| CPU time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| CPU time (s) | best-val test bits/dim | at step | time to it (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(quality["rows"], key=lambda r: r["test"]):
+    for r in sorted(quality["rows"], key=lambda r: r.get("best_test", r["test"])):
         name = NAMES.get(r["family"], r["family"])
         lib = "**tractable**" if r["library"] == "tractable" else r["library"]
         params = f"{r['params']:,}" if "params" in r else ""
         cpu = f"{r['cpu']:.1f}" if "cpu" in r else ""
+        best = (
+            f"{r['best_test']:.3f} | {r['best_step']} | {r['best_wall']:.1f}"
+            if "best_test" in r
+            else " | | "
+        )
         lines.append(
             f"| {name} | {lib} | {params} | {r['test']:.3f} | {r['val']:.3f} | {r['wall']:.1f} "
-            f"| {cpu} |"
+            f"| {cpu} | {best} |"
         )
     return lines
 
