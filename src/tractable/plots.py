@@ -30,8 +30,9 @@ def _save(fig, path: str | Path) -> Path:  # noqa: ANN001
     return path
 
 
-def training_curves(log_path: str | Path, out: str | Path) -> Path:
-    r"""Training loss and validation loss against the step, from a run's ``log.jsonl``."""
+def read_curves(log_path: str | Path) -> tuple[list, list, list, list]:
+    r"""``(steps, loss, val_steps, val_loss)`` from a run's ``log.jsonl`` (entries without a
+    value are skipped)."""
     steps, loss, vsteps, vloss = [], [], [], []
     for line in Path(log_path).read_text().splitlines():
         if not line.strip():
@@ -43,6 +44,12 @@ def training_curves(log_path: str | Path, out: str | Path) -> Path:
         if row.get("val_loss") is not None:
             vsteps.append(row["step"])
             vloss.append(row["val_loss"])
+    return steps, loss, vsteps, vloss
+
+
+def training_curves(log_path: str | Path, out: str | Path) -> Path:
+    r"""Training loss and validation loss against the step, from a run's ``log.jsonl``."""
+    steps, loss, vsteps, vloss = read_curves(log_path)
     if not steps and not vsteps:
         raise ValueError(f"log_path: {str(log_path)!r} holds no loss values to plot")
     fig = _figure(6.0, 3.6)

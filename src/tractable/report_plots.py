@@ -3,7 +3,6 @@ training curves overlaid, one PNG each (``None`` when no run fits)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from . import runs
+from .plots import read_curves
 
 
 def _figure(width: float, height: float):  # noqa: ANN202
@@ -119,17 +119,7 @@ def _curves(labels: list[str], rows: list[dict[str, Any]], path: Path):  # noqa:
         ax = fig.add_subplot(len(groups), 1, g + 1)
         finite = []
         for i in members:
-            steps, loss, vsteps, vloss = [], [], [], []
-            for line in (Path(rows[i]["run_dir"]) / "log.jsonl").read_text().splitlines():
-                if not line.strip():
-                    continue
-                entry = json.loads(line)
-                if entry.get("loss") is not None:
-                    steps.append(entry["step"])
-                    loss.append(entry["loss"])
-                if entry.get("val_loss") is not None:
-                    vsteps.append(entry["step"])
-                    vloss.append(entry["val_loss"])
+            steps, loss, vsteps, vloss = read_curves(Path(rows[i]["run_dir"]) / "log.jsonl")
             (line_,) = ax.plot(vsteps, vloss, "o-", ms=2, lw=1.5, label=f"{labels[i]} (val)")
             ax.plot(steps, loss, lw=0.7, alpha=0.5, color=line_.get_color())
             finite += [v for v in loss + vloss if v is not None and math.isfinite(v)]

@@ -106,16 +106,7 @@ class Flow(nn.Module):
     def _draw(
         self, n: int, context: Tensor | None, temperature: float
     ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-        check_positive_int(n, "n")
-        if self.context_features == 0:
-            if context is not None:
-                raise ValueError("context: this flow is unconditional but a context was given")
-            return self.base.rsample(n, temperature), None, (n,)
-        c = self._c(context, None)
-        m = c.shape[0]
-        # n draws for each of the m context rows: (m * n, ...) internally, (m, n, ...) outside.
-        c = c.repeat_interleave(n, dim=0)
-        return self.base.rsample(m * n, temperature), c, (m, n)
+        return draw_base(self, n, context, temperature)
 
     def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Draw ``n`` samples: ``(n, *event_shape)``, or ``(M, n, *event_shape)`` given an
@@ -150,3 +141,21 @@ class Flow(nn.Module):
 
 
 __all__ = ["Flow"]
+
+
+def draw_base(
+    flow: nn.Module, n: int, context: Tensor | None, temperature: float
+) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
+    r"""Base draws for ``flow.sample``: ``n`` of them, or ``n`` for each of the ``M`` context
+    rows as ``(M * n, ...)`` with the context repeated to match; returns the draws, the
+    (validated, repeated) context and the leading shape of the samples, ``(n,)`` or
+    ``(M, n)``. ``flow`` has ``base``, ``context_features`` and ``_c`` (context checking and
+    embedding)."""
+    check_positive_int(n, "n")
+    if flow.context_features == 0:
+        if context is not None:
+            raise ValueError("context: this flow is unconditional but a context was given")
+        return flow.base.rsample(n, temperature), None, (n,)
+    c = flow._c(context, None)
+    m = c.shape[0]
+    return flow.base.rsample(m * n, temperature), c.repeat_interleave(n, dim=0), (m, n)

@@ -30,11 +30,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_context, check_event, check_positive_int
+from .._validation import check_context, check_event
 from ..distributions import StandardNormal
 from ..transforms import Transform, soft_clamp
 from ..transforms.base import sum_except_batch
 from ..transforms.image import Squeeze, squeezed_shape
+from .base import draw_base
 from .builders import _context_width
 
 
@@ -239,15 +240,7 @@ class MultiscaleFlow(nn.Module):
     def _draw(
         self, n: int, context: Tensor | None, temperature: float
     ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-        check_positive_int(n, "n")
-        if self.context_features == 0:
-            if context is not None:
-                raise ValueError("context: this flow is unconditional but a context was given")
-            return self.base.rsample(n, temperature), None, (n,)
-        c = self._c(context, None)
-        m = c.shape[0]
-        # n draws for each of the m context rows: (m * n, ...) inside, (m, n, ...) outside
-        return self.base.rsample(m * n, temperature), c.repeat_interleave(n, dim=0), (m, n)
+        return draw_base(self, n, context, temperature)
 
     def rsample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Like :meth:`sample`, but differentiable with respect to the parameters."""
