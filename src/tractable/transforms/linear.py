@@ -136,12 +136,12 @@ class LULinear(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         L, U = self._factors()
-        # z = x (P L U)^T + b: column i of z is column perm[i] of x (L U)^T, plus b_i
+        # z = x (P L U)^T + b, with P L = L[perm] (rows gathered from a D x D matrix, never
+        # columns of the N x D activations)
         if x.shape[0] < self.features:
-            y = (x @ U.T) @ L.T
+            z = torch.addmm(self.bias, x @ U.T, L[self.perm].T)
         else:
-            y = x @ (L @ U).T
-        z = y[:, self.perm] + self.bias
+            z = torch.addmm(self.bias, x, (L @ U)[self.perm].T)
         return z, self.log_diag.sum().expand(x.shape[0])
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
