@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         results["notes"] = notes.read_text()
     if results.get("roofline"):
         _report.roofline_figure(results["roofline"], HERE / "roofline.png")
-    args.out.write_text(_report.render(results, command))
+    args.out.write_text(_report.render(results, results.get("command", command)))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
