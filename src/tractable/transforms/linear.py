@@ -69,9 +69,10 @@ class LULinear(Transform):
 
     Only the free entries are parameters: :math:`D(D-1)/2` below the diagonal of :math:`L`,
     as many above the diagonal of :math:`U`, and :math:`s`, :math:`b` (:math:`D^2 + D` in
-    all). :math:`P` is kept as an index vector and applied by gathering columns, never as a
-    matrix product. The forward pass multiplies by :math:`U^\top` then :math:`L^\top` when the
-    batch is smaller than :math:`D` (:math:`O(N D^2)`) and forms :math:`L U` once otherwise
+    all). :math:`P` is kept as an index vector: the forward pass gathers rows of the
+    :math:`D \times D` factor, the inverse columns of its input, never a matrix product. The
+    forward pass multiplies by :math:`U^\top` then :math:`(P L)^\top` when the batch is
+    smaller than :math:`D` (:math:`O(N D^2)`) and forms :math:`P L U` once otherwise
     (:math:`O(D^3)`, cheaper for large batches); the inverse is two triangular solves. The
     determinant costs :math:`O(D)`. Initialised at a random rotation, as in Glow.
 
@@ -95,34 +96,44 @@ class LULinear(Transform):
         P, L, U = torch.linalg.lu(w)
         s = torch.diagonal(U)
         rows, cols = torch.tril_indices(features, features, -1)
-        # (P M)[i] = M[perm[i]] with perm[i] the column of the one in row i of P
-        self.register_buffer("perm", P.argmax(dim=1))
-        self.register_buffer("inverse_perm", P.argmax(dim=0))
-        self.register_buffer("sign", torch.sign(s))
         self.register_buffer("_lower_index", rows * features + cols, persistent=False)
         self.register_buffer("_upper_index", cols * features + rows, persistent=False)
+        self.register_buffer("_diag_index", torch.arange(features) * (features + 1), False)
         self.features = features
-        self.lower = nn.Parameter(L[rows, cols].clone())
-        self.upper = nn.Parameter(U[cols, rows].clone())
+        perm, lower, upper = self._pack(P, L, U)
+        self.register_buffer("perm", perm)
+        self.register_buffer("sign", torch.sign(s))
+        self.lower = nn.Parameter(lower)
+        self.upper = nn.Parameter(upper)
         self.log_diag = nn.Parameter(s.abs().log())
         self.bias = nn.Parameter(torch.zeros(features))
+
+    def _pack(self, P: Tensor, L: Tensor, U: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""``(perm, lower, upper)`` from a permutation matrix and full triangular factors:
+        :math:`(P M)_i = M_{\text{perm}_i}`, and the entries strictly below (above) the
+        diagonal of ``L`` (``U``), in the order of the index buffers."""
+        lower = L.flatten()[self._lower_index].clone()
+        upper = U.flatten()[self._upper_index].clone()
+        return P.argmax(dim=1), lower, upper
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         # checkpoints written before the packed layout hold full (D, D) ``lower``/``upper``
         # matrices, a permutation matrix ``P`` and an ``eye`` buffer: convert them in place
         if prefix + "P" in state_dict and state_dict[prefix + "lower"].dim() == 2:
-            P = state_dict.pop(prefix + "P")
             state_dict.pop(prefix + "eye", None)
-            rows, cols = torch.tril_indices(self.features, self.features, -1)
-            state_dict[prefix + "perm"] = P.argmax(dim=1)
-            state_dict[prefix + "inverse_perm"] = P.argmax(dim=0)
-            state_dict[prefix + "lower"] = state_dict[prefix + "lower"][rows, cols]
-            state_dict[prefix + "upper"] = state_dict[prefix + "upper"][cols, rows]
+            perm, lower, upper = self._pack(
+                state_dict.pop(prefix + "P"),
+                state_dict[prefix + "lower"],
+                state_dict[prefix + "upper"],
+            )
+            state_dict.update({prefix + "perm": perm, prefix + "lower": lower,
+                               prefix + "upper": upper})
+        # an interim layout also stored the inverse permutation, which is derived from perm
+        state_dict.pop(prefix + "inverse_perm", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _factors(self) -> tuple[Tensor, Tensor]:
-        d = self.features
-        diag = torch.arange(d, device=self.log_diag.device) * (d + 1)
+        d, diag = self.features, self._diag_index
         L = self.lower.new_zeros(d * d).index_put((self._lower_index,), self.lower)
         L = L.index_fill(0, diag, 1.0).view(d, d)
         U = self.upper.new_zeros(d * d).index_put((self._upper_index,), self.upper)
@@ -147,7 +158,7 @@ class LULinear(Transform):
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         L, U = self._factors()
         # W x = z - b  =>  L U x = P^T (z - b); rows are examples, so solve on columns.
-        rhs = (z - self.bias)[:, self.inverse_perm]
+        rhs = (z - self.bias)[:, torch.argsort(self.perm)]
         y = torch.linalg.solve_triangular(L, rhs.T, upper=False, unitriangular=True)
         x = torch.linalg.solve_triangular(U, y, upper=True).T
         return x, -self.log_diag.sum().expand(z.shape[0])
