@@ -113,6 +113,7 @@ def run(
     lr: float = 1e-3,
     seed: int = 0,
     gmm: bool = True,
+    eval_every: int = 100,
 ) -> dict[str, object]:
     r"""Train every (library, family) on digits; return the rows and the settings."""
     ds = tr.data.load("digits", seed=seed, logit=LOGIT)
@@ -126,7 +127,7 @@ def run(
     for family in families:
         for lib in libraries:
             bench = build(lib, family, ds.dims, Config(), seed=seed)
-            row = train_and_test(bench, ds, batches, lr, splits)
+            row = train_and_test(bench, ds, batches, lr, splits, eval_every)
             row["params"] = bench.parameters()
             rows.append(row)
             print(
@@ -147,5 +148,6 @@ def run(
         "lr": lr,
         "optimizer": "Adam",
         "seed": seed,
+        "eval_every": eval_every,
     }
     return {"rows": rows, "settings": settings}

@@ -199,7 +199,8 @@ def _quality(quality: dict) -> list[str]:
         f"batch {s['batch']}, {s['optimizer']} at lr {s['lr']}, seed {s['seed']}; the same "
         "batches and the same dequantization for every model. Wall time is the training loop "
         "only. The last three columns are the weights with the best validation bits/dim "
-        "among evaluations every 100 steps (early stopping): their test bits/dim, step, and "
+        f"among evaluations every {s.get('eval_every', 100)} steps (early stopping): their "
+        "test bits/dim, step, and "
         "the training time it took to reach them. With 1,437 training images every flow "
         "overfits long before the last step.",
         "",
