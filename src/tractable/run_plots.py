@@ -112,7 +112,7 @@ def _interpolations(
     ends = y[pick].reshape(2, -1, *shape)
     with torch.no_grad():
         path = interpolate(net, ends[0], ends[1], steps=10)
-    x = ds.preprocess.inverse(path.reshape(-1, *shape).reshape(-1, *ds.shape))
+    x = ds.preprocess.inverse(path.reshape(-1, *ds.shape))
     return _picture(x, ds, out, "interpolations")
 
 
