@@ -4,11 +4,18 @@ r"""Variational autoencoders: encoders :math:`q(z \mid x)`, decoders :math:`p(x 
 
 Every part behaves as a distribution: encoders have ``log_prob(z, x)``, ``sample(x, k)`` and
 ``rsample_and_log_prob(x, k)``; decoders ``log_prob(x, z)``, ``sample(z)``, ``mean(z)``;
-priors ``log_prob(z)`` and ``sample(n)``.
+priors ``log_prob(z)`` and ``sample(n)``. Their networks live in :mod:`tractable.nn.autoencoder`.
 """
 
 from .builders import DECODERS, POSTERIORS, PRIORS, build_decoder, build_vae
-from .decoders import BernoulliDecoder, CategoricalDecoder, Decoder, GaussianDecoder, check_grid
+from .decoders import (
+    BernoulliDecoder,
+    CategoricalDecoder,
+    Decoder,
+    GaussianDecoder,
+    check_grid,
+    grid_index,
+)
 from .encoders import FlowEncoder, GaussianEncoder
 from .gaussian import kl_normal_normal, kl_normal_standard, log_normal_diag
 from .logistic import (
@@ -18,7 +25,6 @@ from .logistic import (
     discretized_logistic_mean,
 )
 from .model import VAE
-from .networks import ConvDecoderNet, ConvEncoderNet, mlp
 from .priors import VampPrior
 
 __all__ = [
@@ -40,10 +46,8 @@ __all__ = [
     "discretized_logistic_log_prob",
     "discretized_logistic_mean",
     "check_grid",
+    "grid_index",
     "kl_normal_standard",
     "kl_normal_normal",
     "log_normal_diag",
-    "mlp",
-    "ConvEncoderNet",
-    "ConvDecoderNet",
 ]

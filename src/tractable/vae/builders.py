@@ -14,11 +14,11 @@ from torch import nn
 from .. import flows
 from .._validation import check_positive_int
 from ..distributions import MixtureOfGaussians, StandardNormal
+from ..nn.autoencoder import check_hidden, event_layout
 from .decoders import BernoulliDecoder, CategoricalDecoder, Decoder, GaussianDecoder
 from .encoders import FlowEncoder, GaussianEncoder
 from .logistic import DiscretizedLogisticDecoder, DiscretizedLogisticMixtureDecoder
 from .model import VAE
-from .networks import check_hidden, event_layout
 from .priors import VampPrior
 
 PRIORS = ("normal", "mog", "vamp", "flow")

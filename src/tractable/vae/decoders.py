@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .._validation import check_event, check_finite, check_positive_int, validation_enabled
-from .networks import decoder_net, event_layout
+from ..nn.autoencoder import decoder_net, event_layout
 
 
 def check_grid(x: Tensor, levels: int, name: str = "x") -> Tensor:
@@ -42,9 +42,19 @@ def check_grid(x: Tensor, levels: int, name: str = "x") -> Tensor:
     return idx.long()
 
 
-def _grid_index(x: Tensor, levels: int) -> Tensor:
-    r"""The nearest level ``round(x * (levels - 1))`` of data in :math:`[0, 1]`, clamped to
-    ``0..levels-1``, as ``long`` (no checks: see :func:`check_grid`)."""
+def grid_index(x: Tensor, levels: int) -> Tensor:
+    r"""The nearest level :math:`\operatorname{round}(x\,(L - 1))` of data in :math:`[0, 1]`,
+    clamped to ``0..levels-1``, as ``long``, elementwise.
+
+    No checks (the decoders run :func:`check_grid` on their input once, then index with this
+    inside the likelihood).
+
+    Example:
+        >>> import torch
+        >>> from tractable.vae.decoders import grid_index
+        >>> grid_index(torch.tensor([0.0, 0.499, 1.0, 1.2]), 3).tolist()
+        [0, 1, 2, 2]
+    """
     return torch.round(x * (levels - 1)).long().clamp(0, levels - 1)
 
 
@@ -312,7 +322,7 @@ class CategoricalDecoder(Decoder):
         return t.reshape(p.shape[0], *self.event_shape, self.levels)
 
     def _log_prob(self, x: Tensor, p: Tensor) -> Tensor:
-        idx = _grid_index(x, self.levels)
+        idx = grid_index(x, self.levels)
         log_p = torch.log_softmax(self._logits(p), -1).gather(-1, idx.unsqueeze(-1)).squeeze(-1)
         return log_p.reshape(x.shape[0], -1).sum(1)
 
@@ -326,4 +336,11 @@ class CategoricalDecoder(Decoder):
         return torch.softmax(self._logits(p), -1) @ grid
 
 
-__all__ = ["Decoder", "BernoulliDecoder", "GaussianDecoder", "CategoricalDecoder", "check_grid"]
+__all__ = [
+    "Decoder",
+    "BernoulliDecoder",
+    "GaussianDecoder",
+    "CategoricalDecoder",
+    "check_grid",
+    "grid_index",
+]

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_event, check_finite, check_positive_int, validation_enabled
+from ..nn.autoencoder import encoder_net, event_layout
 from .gaussian import log_normal_diag
-from .networks import encoder_net, event_layout
 
 
 class GaussianEncoder(nn.Module):

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .._validation import check_positive_int
-from .decoders import Decoder, _grid_index, check_grid
-from .networks import event_layout
+from ..nn.autoencoder import event_layout
+from .decoders import Decoder, check_grid, grid_index
 
 MIN_LOG_SCALE = -7.0
 
@@ -117,7 +117,7 @@ class DiscretizedLogisticDecoder(Decoder):
         return self.to_event(p[:, :c]), self.to_event(p[:, c:])
 
     def _log_prob(self, x: Tensor, p: Tensor) -> Tensor:
-        idx = _grid_index(x, self.levels)
+        idx = grid_index(x, self.levels)
         loc, log_scale = self._loc_log_scale(p)
         lp = discretized_logistic_log_prob(idx, loc, log_scale, self.levels)
         return lp.reshape(x.shape[0], -1).sum(1)
@@ -202,7 +202,7 @@ class DiscretizedLogisticMixtureDecoder(Decoder):
     def _log_prob(self, x: Tensor, p: Tensor) -> Tensor:
         logits, loc, log_scale, coef = self._split(p)
         xc = self.from_event(x)  # (M, C, *sp)
-        idx = _grid_index(xc, self.levels).unsqueeze(1)
+        idx = grid_index(xc, self.levels).unsqueeze(1)
         y = idx.to(p.dtype) * (2.0 / (self.levels - 1)) - 1
         means = self._means(loc, coef, y)
         lp = discretized_logistic_log_prob(idx, means, log_scale, self.levels).sum(2)

@@ -1,5 +1,5 @@
-r"""Encoder and decoder networks for VAEs: MLPs for vectors ``(N, D)``, small conv nets for
-images ``(N, C, H, W)``.
+r"""Encoder and decoder networks for autoencoders (the VAEs of :mod:`tractable.vae`): MLPs for
+vectors ``(N, D)``, small conv nets for images ``(N, C, H, W)``.
 
 Encoder networks map data to a feature vector ``(N, F)``; decoder networks map a latent code
 ``(N, L)`` to a parameter tensor ``(N, P, *spatial)``, with ``spatial = (D,)`` for vectors and
@@ -62,7 +62,7 @@ def mlp(
 
     Example:
         >>> import torch
-        >>> from tractable.vae.networks import mlp
+        >>> from tractable.nn.autoencoder import mlp
         >>> mlp(784, (200, 200), 50, "tanh")(torch.zeros(2, 784)).shape
         torch.Size([2, 50])
     """
