@@ -20,11 +20,18 @@ knows the global step can pin it with ``model.set_step(step)`` before ``loss(bat
 count is a buffer, saved in the ``state_dict``, so a resumed run continues the schedule.
 Without warm-up, ``model.beta`` can be set by hand (a :math:`\beta`-VAE). Any
 :math:`\beta \ne 1` makes the training loss a different objective from the bound.
+
+A VAE implements :class:`tractable.protocol.Model` with ``likelihood = "bound"``: it has no
+exact density (so no ``log_prob``), and :meth:`VAE.estimate` offers the estimators ``"iwae"``
+(the bound :math:`\mathcal{L}_k`, the default), ``"importance"`` (an importance-sampling
+*estimate* of :math:`\log p(x)` with standard errors) and ``"elbo"`` (a bound).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -34,10 +41,13 @@ from ..distributions import DiagNormal, StandardNormal
 from ..estimators import Estimate, importance_sampling, log_mean_exp
 from ..estimators import elbo as elbo_estimate
 from ..estimators import iwae as iwae_estimate
+from ..protocol import check_method
 from .encoders import GaussianEncoder
 from .gaussian import kl_normal_normal, kl_normal_standard
+from .priors import check_temperature
 
 OBJECTIVES = ("elbo", "iwae")
+DEFAULT_K = 100  # samples per example of VAE.estimate
 
 
 class VAE(nn.Module):
@@ -54,17 +64,25 @@ class VAE(nn.Module):
         warmup: KL warm-up steps (0: none).
         analytic_kl: use the closed-form KL in the ELBO; ``None`` chooses it when it exists.
 
-    Protocol: ``loss(batch)``, ``log_prob(x)`` (an estimate, see its docstring),
-    ``sample(n)``, ``elbo(x)``, ``iwae(x, k)``, ``evaluate(x, k)`` (an :class:`Estimate`).
+    The model protocol (:mod:`tractable.protocol`): ``loss(batch)``, ``estimate(x, method=,
+    k=)`` (an :class:`~tractable.estimators.Estimate` tagged ``"bound"`` or ``"estimate"``),
+    ``sample(n, temperature=)``, ``extra_log()``. For training with other objectives:
+    ``elbo(x, k)`` and ``iwae(x, k)``, differentiable per-example bounds.
 
     Example:
         >>> import torch
         >>> from tractable import vae
         >>> model = vae.build_vae(6, latent=2, hidden=(8,))
         >>> x = torch.bernoulli(torch.full((4, 6), 0.5))
-        >>> model.loss(x).shape, model.log_prob(x, k=10).shape, model.sample(3).shape
-        (torch.Size([]), torch.Size([4]), torch.Size([3, 6]))
+        >>> model.loss(x).shape, model.sample(3, temperature=0.8).shape
+        (torch.Size([]), torch.Size([3, 6]))
+        >>> est = model.estimate(x, method="iwae", k=10)
+        >>> est.kind, est.values.shape, sorted(model.extra_log())
+        ('bound', torch.Size([4]), ['beta', 'kl', 'reconstruction'])
     """
+
+    likelihood: ClassVar[str] = "bound"
+    estimators: ClassVar[tuple[str, ...]] = ("iwae", "importance", "elbo")
 
     def __init__(
         self,
@@ -132,7 +150,8 @@ class VAE(nn.Module):
         self.analytic_kl = possible if analytic_kl is None else bool(analytic_kl)
         self._beta = 1.0
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self.last_terms: dict[str, float | Tensor] = {}
+        # the last loss call's batch means, kept as tensors so that loss never syncs a device
+        self._terms: dict[str, float | Tensor] = {}
         self.config: dict[str, object] | None = None  # set by build_vae, for rebuilding
 
     # -- shapes and schedule ----------------------------------------------------------------
@@ -232,8 +251,8 @@ class VAE(nn.Module):
         r"""The training loss: minus the mean ``objective`` (nats per example) with the
         current :attr:`beta` and ``k``. A batch is ``x`` or ``(x, ...)`` (labels ignored).
 
-        Counts a training step (for the warm-up) when in training mode with gradients on.
-        ``last_terms`` keeps the batch means of the reconstruction term, the KL and beta.
+        Counts a training step (for the warm-up) when in training mode with gradients on, and
+        keeps the batch means of the reconstruction term and the KL for :meth:`extra_log`.
         """
         x = batch if isinstance(batch, Tensor) else batch[0]
         x = self._check(x)
@@ -245,7 +264,7 @@ class VAE(nn.Module):
             log_px, log_pz, log_q, _, _ = self._weights(x, self.k)
             obj = log_mean_exp(log_px + beta * (log_pz - log_q), dim=0)
             rec, kl = log_px.mean(0), (log_q - log_pz).mean(0)
-        self.last_terms = {
+        self._terms = {
             "reconstruction": rec.detach().mean(),
             "kl": kl.detach().mean(),
             "beta": beta,
@@ -254,6 +273,13 @@ class VAE(nn.Module):
             self.step += 1
         return -obj.mean()
 
+    def extra_log(self) -> dict[str, float]:
+        r"""The last :meth:`loss` call's batch means of the reconstruction term
+        :math:`\mathbb{E}_q[\log p(x \mid z)]` and of the KL term (for the IWAE objective its
+        Monte Carlo estimate :math:`\mathbb{E}_q[\log q - \log p(z)]`), and :math:`\beta`, as
+        floats; empty before the first call."""
+        return {name: float(value) for name, value in self._terms.items()}
+
     def _proposal(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         return self.encoder.rsample_and_log_prob(x, k)
 
@@ -261,65 +287,99 @@ class VAE(nn.Module):
         log_px, log_pz = self._log_joint(x, z)
         return log_px + log_pz
 
-    def evaluate(
+    def estimate(
         self,
         x: Tensor,
-        k: int = 5000,
-        estimator: str = "importance",
+        context: Tensor | None = None,
+        *,
+        method: str | None = None,
+        k: int | None = None,
         repeats: int = 1,
         max_rows: int | None = None,
     ) -> Estimate:
-        r"""A log-likelihood :class:`Estimate` with standard errors, in bounded memory.
+        r"""A per-example log-likelihood :class:`~tractable.estimators.Estimate`, ``(N,)``
+        values with standard errors, without gradients and in bounded memory.
 
-        ``estimator``: ``"importance"`` (importance sampling with the encoder as proposal: an
-        *estimate* of :math:`\log p(x)`, with delta-method standard errors and ESS; Burda et al.
-        used :math:`k = 5000`), ``"iwae"`` (the same numbers read as the bound
-        :math:`\mathcal{L}_k`, averaged over ``repeats``), or ``"elbo"`` (a *bound*, Monte Carlo
-        over ``k`` draws). See :mod:`tractable.estimators`.
+        With log-weights :math:`\log w_i = \log p(x, z_i) - \log q(z_i \mid x)`,
+        :math:`z_i \sim q(z \mid x)`, :math:`i = 1..k`:
+
+        * ``"iwae"`` (default): :math:`\log \frac{1}{k}\sum_i w_i` read as the IWAE *bound*
+          :math:`\mathcal{L}_k \le \log p(x)` (Burda et al. 2016), averaged over ``repeats``
+          independent draws (kind ``"bound"``);
+        * ``"importance"``: the same number read as an importance-sampling *estimate* of
+          :math:`\log p(x)`, consistent as :math:`k \to \infty`, with delta-method standard
+          errors and the effective sample size (kind ``"estimate"``; Burda et al. used
+          :math:`k = 5000`);
+        * ``"elbo"``: :math:`\frac{1}{k}\sum_i \log w_i`, a Monte Carlo ELBO (kind ``"bound"``).
+
+        Args:
+            x: ``(N, *event_shape)`` data.
+            context: must be ``None`` (a VAE is unconditional).
+            method: ``"iwae"``, ``"importance"`` or ``"elbo"`` (see
+                :data:`tractable.protocol.ESTIMATORS`).
+            k: samples per example (default 100).
+            repeats: independent draws averaged by ``"iwae"`` (1 for the other methods).
+            max_rows: the most rows passed to the networks at once (default: ``2**24`` data
+                values); see :mod:`tractable.estimators`.
+
+        Example:
+            >>> import torch
+            >>> from tractable.vae import build_vae
+            >>> model = build_vae(6, latent=2, hidden=(8,))
+            >>> x = torch.bernoulli(torch.full((3, 6), 0.5))
+            >>> [model.estimate(x, method=m, k=5).kind for m in model.estimators]
+            ['bound', 'estimate', 'bound']
         """
+        method = check_method(self, method)
+        if context is not None:
+            raise ValueError("context: a VAE is unconditional, got a context tensor")
+        k = DEFAULT_K if k is None else check_positive_int(k, "k")
+        check_positive_int(repeats, "repeats")
+        if repeats != 1 and method != "iwae":
+            raise ValueError(
+                f"repeats: only method 'iwae' averages repeated draws, got repeats={repeats} "
+                f"with method {method!r}"
+            )
         x = self._check(x)
         common = {"sample_and_log_q": self._proposal, "k": k, "max_rows": max_rows}
         was_training = self.training
         self.eval()
         try:
-            if estimator == "importance":
-                return importance_sampling(self._joint, x, **common)
-            if estimator == "iwae":
+            if method == "iwae":
                 return iwae_estimate(self._joint, x, repeats=repeats, **common)
-            if estimator == "elbo":
-                return elbo_estimate(self._joint, x, **common)
+            if method == "importance":
+                return importance_sampling(self._joint, x, **common)
+            return elbo_estimate(self._joint, x, **common)
         finally:
             self.train(was_training)
-        raise ValueError(f"estimator: expected 'importance', 'iwae' or 'elbo', got {estimator!r}")
 
-    def log_prob(
-        self, x: Tensor, context: Tensor | None = None, k: int = 100, estimator: str = "iwae"
-    ) -> Tensor:
-        r"""An *estimate* of :math:`\log p(x)` per example, ``(N,)``, not the exact density.
+    def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
+        r"""``n`` draws ``(n, *event_shape)``: :math:`z \sim p_T(z)`, then
+        :math:`x \sim p(x \mid z)`.
 
-        ``estimator="iwae"`` (default): :math:`\log \frac{1}{k}\sum_i w_i` with ``k`` encoder
-        draws, the importance-sampling estimate whose expectation is the IWAE bound
-        :math:`\mathcal{L}_k \le \log p(x)`. ``estimator="elbo"``: a Monte Carlo ELBO over
-        ``k`` draws (a bound). Computed without gradients and in chunks; for training use
-        :meth:`loss`, :meth:`elbo` or :meth:`iwae`; for standard errors use :meth:`evaluate`.
+        ``temperature`` :math:`T` scales the spread of the prior draws (Kingma and Dhariwal
+        2018), :math:`z = T\epsilon` for a standard normal prior; priors that support it
+        (the distributions of :mod:`tractable.distributions`, flow priors, the
+        :class:`~tractable.vae.VampPrior`) say what it means for them; other priors take
+        :math:`T = 1` only. The decoder's own noise is not tempered: for its mean (e.g. pixel
+        probabilities) use ``model.decoder.mean(z)``.
         """
         if context is not None:
             raise ValueError("context: a VAE is unconditional, got a context tensor")
-        if estimator not in ("iwae", "elbo"):
-            raise ValueError(f"estimator: expected 'iwae' or 'elbo', got {estimator!r}")
-        x = self._check(x)
-        est = self.evaluate(x, k=k, estimator="importance" if estimator == "iwae" else "elbo")
-        return est.values.to(x.dtype)
-
-    def sample(self, n: int, context: Tensor | None = None, mean: bool = False) -> Tensor:
-        r"""``n`` draws ``(n, *event_shape)``: :math:`z \sim p(z)`, then :math:`x \sim p(x\mid
-        z)` (or its mean with ``mean=True``, e.g. pixel probabilities)."""
-        if context is not None:
-            raise ValueError("context: a VAE is unconditional, got a context tensor")
         check_positive_int(n, "n")
+        t = check_temperature(temperature)
         with torch.no_grad():
-            z = self.prior.sample(n)
-            return self.decoder.mean(z) if mean else self.decoder.sample(z)
+            return self.decoder.sample(self._prior_draw(n, t))
+
+    def _prior_draw(self, n: int, temperature: float) -> Tensor:
+        if temperature == 1.0:
+            return self.prior.sample(n)
+        if "temperature" not in inspect.signature(self.prior.sample).parameters:
+            raise ValueError(
+                f"temperature: the prior {type(self.prior).__name__} cannot sample at a "
+                f"temperature, so only 1.0 works; got {temperature}"
+            )
+        return self.prior.sample(n, temperature=temperature)
 
     def encode(self, x: Tensor) -> Tensor:
         r"""The mean of the encoder's Gaussian stage, ``(N, L)``."""

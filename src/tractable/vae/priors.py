@@ -21,6 +21,20 @@ from .gaussian import log_normal_diag
 _BLOCK_ELEMENTS = 2**22
 
 
+def check_temperature(temperature: object) -> float:
+    r"""A sampling temperature as a float: finite and > 0 (``TypeError`` for a non-number).
+
+    Example:
+        >>> check_temperature(1)
+        1.0
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature: expected a float, got {type(temperature).__name__}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature: expected a finite float > 0, got {temperature}")
+    return float(temperature)
+
+
 class VampPrior(nn.Module):
     r"""The variational mixture of posteriors prior (Tomczak and Welling 2018).
 
@@ -104,22 +118,24 @@ class VampPrior(nn.Module):
         ]
         return torch.cat(out) - math.log(K)
 
-    def rsample(self, n: int) -> Tensor:
-        r"""``n`` draws ``(n, L)``: a uniform component, then its Gaussian (reparameterized
-        within the component)."""
+    def rsample(self, n: int, temperature: float = 1.0) -> Tensor:
+        r"""``n`` draws ``(n, L)``: a uniform component :math:`k`, then
+        :math:`z = \mu_k + T \sigma_k \odot \epsilon` (reparameterized within the component;
+        the temperature :math:`T` narrows each component, not the mixture)."""
         check_positive_int(n, "n")
+        t = check_temperature(temperature)
         loc, log_scale = self.components()
         idx = torch.randint(loc.shape[0], (n,), device=loc.device)
-        return loc[idx] + torch.exp(log_scale[idx]) * torch.randn(
+        return loc[idx] + t * torch.exp(log_scale[idx]) * torch.randn(
             n, self.latent, dtype=loc.dtype, device=loc.device
         )
 
-    def sample(self, n: int) -> Tensor:
+    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
         with torch.no_grad():
-            return self.rsample(n)
+            return self.rsample(n, temperature)
 
     def extra_repr(self) -> str:
         return f"pseudo_inputs={self.pseudo_inputs.shape[0]}, latent={self.latent}"
 
 
-__all__ = ["VampPrior"]
+__all__ = ["VampPrior", "check_temperature"]
