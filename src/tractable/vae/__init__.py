@@ -7,7 +7,7 @@ Every part behaves as a distribution: encoders have ``log_prob(z, x)``, ``sample
 priors ``log_prob(z)`` and ``sample(n)``. Their networks live in :mod:`tractable.nn.autoencoder`.
 """
 
-from .builders import DECODERS, POSTERIORS, PRIORS, build_decoder, build_vae
+from .builders import DECODERS, POSTERIORS, PRIORS, build_decoder, build_vae, run_defaults
 from .decoders import (
     BernoulliDecoder,
     CategoricalDecoder,
@@ -31,6 +31,7 @@ __all__ = [
     "VAE",
     "build_vae",
     "build_decoder",
+    "run_defaults",
     "PRIORS",
     "DECODERS",
     "POSTERIORS",

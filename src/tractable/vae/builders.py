@@ -24,8 +24,17 @@ from .priors import VampPrior
 PRIORS = ("normal", "mog", "vamp", "flow")
 DECODERS = ("bernoulli", "gaussian", "logistic", "logistic_mixture", "categorical")
 POSTERIORS = ("gaussian", "iaf")
+# Decoders of data on the grid i / (levels - 1) in [0, 1], with the data's own levels.
+GRID_DECODERS = ("logistic", "logistic_mixture", "categorical")
 # Decoders whose data live in [0, 1]: VampPrior pseudo-inputs are kept there too.
-_UNIT_DATA = ("bernoulli", "logistic", "logistic_mixture", "categorical")
+_UNIT_DATA = ("bernoulli", *GRID_DECODERS)
+# The decoder that follows each kind of data, and the decoders each kind accepts.
+_DEFAULT_DECODER = {"continuous": "gaussian", "discrete": "logistic", "binary": "bernoulli"}
+_ACCEPTS = {
+    "continuous": ("gaussian",),
+    "discrete": ("gaussian", *GRID_DECODERS),
+    "binary": ("bernoulli", *GRID_DECODERS),
+}
 
 
 def _flow_builder(name: str) -> object:
@@ -63,12 +72,77 @@ def build_decoder(
     raise ValueError(f"decoder: expected one of {DECODERS}, got {kind!r}")
 
 
+def run_defaults(kind: str, levels: int | None, options: dict) -> tuple[dict, dict]:
+    r"""The model options and the data options of a VAE on data of ``kind`` with ``levels``
+    values per dimension: the decoder follows the data.
+
+    Without a ``"decoder"`` in ``options`` (or with ``None``) it is ``"bernoulli"`` for
+    ``"binary"`` data, ``"logistic"`` (a discretized logistic, Kingma et al. 2016) for
+    ``"discrete"`` data and ``"gaussian"`` for ``"continuous"`` data. A decoder on the grid
+    :math:`i / (L - 1)` (``"logistic"``, ``"logistic_mixture"``, ``"categorical"``) takes
+    ``levels`` from the data (2 for binary data); an explicit decoder that cannot model the
+    data (e.g. ``"bernoulli"`` on continuous data) is a ``ValueError``.
+
+    The data options say how the decoder wants its input: ``{"dequantize": False}`` for a grid
+    decoder on discrete data (the integers :math:`x` become :math:`x / (L - 1)`, not
+    dequantized), else ``{}`` (dequantized discrete data for the Gaussian decoder; binary and
+    continuous data as they are).
+
+    Args:
+        kind: ``"continuous"``, ``"discrete"`` or ``"binary"``.
+        levels: values per dimension: an int >= 2 for discrete data, ``None`` (or 2) for
+            binary data, ``None`` for continuous data.
+        options: the user's options for :func:`build_vae` (not modified).
+
+    Returns:
+        ``(model_options, data_options)``: a copy of ``options`` with ``decoder`` (and
+        ``levels`` for a grid decoder) filled in, and the options for the data pipeline.
+
+    Example:
+        >>> run_defaults("discrete", 256, {"latent": 32})
+        ({'latent': 32, 'decoder': 'logistic', 'levels': 256}, {'dequantize': False})
+        >>> run_defaults("continuous", None, {})
+        ({'decoder': 'gaussian'}, {})
+    """
+    if kind not in _DEFAULT_DECODER:
+        raise ValueError(f"kind: expected one of {tuple(_DEFAULT_DECODER)}, got {kind!r}")
+    if not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict, got {type(options).__name__}")
+    if kind == "discrete":
+        if levels is None:
+            raise ValueError("levels: discrete data need an int >= 2, got None")
+        check_positive_int(levels, "levels", minimum=2)
+    elif kind == "binary" and levels not in (None, 2):
+        raise ValueError(f"levels: binary data have 2 levels, got {levels!r}")
+    elif kind == "continuous" and levels is not None:
+        raise ValueError(f"levels: continuous data take levels=None, got {levels!r}")
+    model = dict(options)
+    decoder = model.get("decoder") or _DEFAULT_DECODER[kind]
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder: expected one of {DECODERS}, got {decoder!r}")
+    if decoder not in _ACCEPTS[kind]:
+        raise ValueError(
+            f"decoder: {decoder!r} cannot model {kind} data; use one of {_ACCEPTS[kind]}"
+        )
+    model["decoder"] = decoder
+    if decoder not in GRID_DECODERS:
+        return model, {}
+    data_levels = 2 if kind == "binary" else levels
+    if model.get("levels") not in (None, data_levels):
+        raise ValueError(
+            f"levels: the {decoder!r} decoder takes the data's {data_levels} levels, got "
+            f"levels={model['levels']!r}"
+        )
+    model["levels"] = data_levels
+    return model, ({"dequantize": False} if kind == "discrete" else {})
+
+
 def build_vae(
     shape: int | Sequence[int],
     latent: int = 50,
     hidden: Sequence[int] = (200, 200),
     prior: str = "normal",
-    decoder: str = "bernoulli",
+    decoder: str | None = None,
     posterior: str = "gaussian",
     objective: str = "elbo",
     k: int = 5,
@@ -91,7 +165,9 @@ def build_vae(
         prior: ``"normal"`` (standard normal), ``"mog"`` (learnable mixture of ``components``
             Gaussians), ``"vamp"`` (VampPrior with ``pseudo_inputs``), ``"flow"`` (a MAF with
             ``flow_transforms`` layers of ``flow_hidden`` units).
-        decoder: ``"bernoulli"`` (binary data), ``"gaussian"`` (``scale``: a float,
+        decoder: ``"bernoulli"`` (binary data; the default for ``None``; see
+            :func:`run_defaults` for the decoder that follows a data set), ``"gaussian"``
+            (``scale``: a float,
             ``"learned"`` or ``"network"``), ``"logistic"`` / ``"logistic_mixture"``
             (discretized logistic, ``mixtures`` components, ``levels``-valued data in [0, 1]),
             ``"categorical"`` (``levels``-way softmax).
@@ -113,6 +189,7 @@ def build_vae(
     """
     event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
     event_layout(event)
+    decoder = "bernoulli" if decoder is None else decoder
     check_positive_int(latent, "latent")
     hidden = check_hidden(hidden)
     check_hidden(flow_hidden, "flow_hidden")
@@ -167,4 +244,12 @@ def build_vae(
     return model
 
 
-__all__ = ["build_vae", "build_decoder", "PRIORS", "DECODERS", "POSTERIORS"]
+__all__ = [
+    "build_vae",
+    "build_decoder",
+    "run_defaults",
+    "PRIORS",
+    "DECODERS",
+    "GRID_DECODERS",
+    "POSTERIORS",
+]
