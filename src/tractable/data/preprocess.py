@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_event, validation_enabled
-from ..metrics.likelihood import bits_per_dim, data_space_nll, mean_and_se
+from ..metrics.likelihood import bits_per_dim, mean_and_se
 
 __all__ = ["KINDS", "Preprocessor", "fit_standardizer", "nll_to_report"]
 
@@ -87,6 +87,10 @@ class Preprocessor:
             (discrete data only); RealNVP used 0.05 on CIFAR-10, MAF 1e-6 on MNIST.
         binarize: ``"dynamic"`` to draw a Bernoulli sample of the raw intensities in every
             batch (binary data only), ``None`` when the raw data are already 0/1.
+        dequantize: for discrete data, ``True`` (default) for a density model: uniform
+            dequantization, then the optional logit; ``False`` for a model of the probability
+            mass on the grid (a VAE with a discretized decoder): :math:`y = x / (L - 1)`, the
+            grid :math:`i / (L - 1)` in :math:`[0, 1]`, with no noise and no Jacobian.
 
     Example:
         >>> import torch
@@ -106,6 +110,7 @@ class Preprocessor:
         std: Tensor | list | None = None,
         logit: float | None = None,
         binarize: str | None = None,
+        dequantize: bool = True,
     ) -> None:
         self.shape = _check_shape(shape)
         if kind not in KINDS:
@@ -147,6 +152,13 @@ class Preprocessor:
         if binarize is not None and kind != "binary":
             raise ValueError(f"binarize: only binary data are binarized, not {kind!r}")
         self.binarize = binarize
+        if not isinstance(dequantize, bool):
+            raise TypeError(f"dequantize: expected a bool, got {type(dequantize).__name__}")
+        if not dequantize and kind != "discrete":
+            raise ValueError(f"dequantize: only discrete data are dequantized, not {kind!r}")
+        if not dequantize and logit is not None:
+            raise ValueError("logit: the logit transform needs dequantized data (dequantize=True)")
+        self.dequantize = dequantize
 
     @property
     def dims(self) -> int:
@@ -163,6 +175,8 @@ class Preprocessor:
             parts.append(f"logit={self.logit}")
         if self.binarize is not None:
             parts.append(f"binarize={self.binarize!r}")
+        if not self.dequantize:
+            parts.append("dequantize=False")
         return f"Preprocessor({', '.join(parts)})"
 
     # ---------------------------------------------------------------- checks
@@ -216,6 +230,8 @@ class Preprocessor:
             return (x - mean) / std, ladj.expand(n).clone()
         if self.kind == "binary":
             return x, x.new_zeros(n)
+        if not self.dequantize:
+            return x / (self.levels - 1), x.new_zeros(n)
         if noise is None:
             raise ValueError("noise: discrete data need dequantization noise, got None")
         if not isinstance(noise, Tensor) or noise.shape != x.shape:
@@ -249,7 +265,7 @@ class Preprocessor:
         if self.kind == "binary" and self.binarize == "dynamic":
             x = self._check(x, "x", intensities=True)
             return torch.bernoulli(x, generator=generator)
-        if self.kind == "discrete":
+        if self.kind == "discrete" and self.dequantize:
             x = self._check(x, "x")
             return self._map(x, self._noise(x, generator))[0]
         return self.forward(x)[0]
@@ -270,14 +286,14 @@ class Preprocessor:
             ``y`` of shape ``(N, *shape)`` and ``ladj`` of shape ``(N,)``, the log-Jacobian
             of the map from the :math:`[0, 1]`-scaled (dequantized) data to ``y``.
         """
-        needs_noise = self.kind == "discrete" or self.binarize == "dynamic"
+        needs_noise = (self.kind == "discrete" and self.dequantize) or self.binarize == "dynamic"
         if needs_noise and generator is None:
             device = x.device if isinstance(x, Tensor) else "cpu"
             generator = torch.Generator(device=device).manual_seed(0)
         if self.kind == "binary" and self.binarize == "dynamic":
             x = self._check(x, "x", intensities=True)
             return torch.bernoulli(x, generator=generator), x.new_zeros(x.shape[0])
-        if self.kind == "discrete":
+        if self.kind == "discrete" and self.dequantize:
             x = self._check(x, "x")
             return self._map(x, self._noise(x, generator))
         return self.forward(x)
@@ -301,10 +317,65 @@ class Preprocessor:
             return y * self.std.to(y) + self.mean.to(y)
         if self.kind == "binary":
             return y
+        if not self.dequantize:
+            return torch.clamp(torch.round(y * (self.levels - 1)), 0, self.levels - 1)
         u = y
         if self.logit is not None:
             u = (torch.sigmoid(y) - self.logit) / (1.0 - 2.0 * self.logit)
         return torch.clamp(torch.floor(u * self.levels), 0, self.levels - 1)
+
+    def intensities(self, x: Tensor) -> Tensor:
+        r"""Raw images as intensities in :math:`[0, 1]`: ``x / (levels - 1)`` for discrete
+        data, unchanged for binary data (0/1 values or pixel probabilities).
+
+        Example:
+            >>> Preprocessor((2,), "discrete", levels=17).intensities(torch.tensor([[0.0, 16.0]]))
+            tensor([[0., 1.]])
+        """
+        if self.kind == "discrete":
+            return x / (self.levels - 1)
+        if self.kind == "binary":
+            return x
+        raise ValueError(f"x: images have discrete or binary values; these data are {self.kind!r}")
+
+    # ---------------------------------------------------------------- likelihoods
+    def log_likelihood(self, log_p: Tensor, ladj: Tensor) -> Tensor:
+        r"""Per-example log-likelihoods of the raw data from the model's, ``(N,) -> (N,)``.
+
+        ``log_p`` is :math:`\log p_Y(y)` (or an estimate or bound of it) of the model inputs
+        ``y`` that :meth:`eval` returned with ``ladj``. This is the one place where model space
+        becomes data space:
+
+        .. math::
+            \ell(x) = \log p_Y(y) + \log\lvert\det J\rvert
+            - [\text{dequantized}]\, D \log L
+
+        * continuous: the log-density of the raw data;
+        * discrete, dequantized: the log-density of the dequantized data on the
+          :math:`[0, 1]`-scaled grid, corrected by the bin volume :math:`L^{-D}`, a lower bound
+          on the discrete :math:`\log P(x)` in expectation (Theis et al. 2016);
+        * discrete on the grid (``dequantize=False``) and binary: the model's log-probability
+          of the data itself.
+
+        Example:
+            >>> import torch
+            >>> p = Preprocessor((3,), "discrete", levels=256)
+            >>> p.log_likelihood(torch.zeros(1), torch.zeros(1)) / (-3 * math.log(2))
+            tensor([8.])
+        """
+        for name, t in (("log_p", log_p), ("ladj", ladj)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+            if t.dim() != 1:
+                raise ValueError(f"{name}: expected shape (N,), got {tuple(t.shape)}")
+        if log_p.shape != ladj.shape:
+            raise ValueError(
+                f"ladj: expected the shape of log_p {tuple(log_p.shape)}, got {tuple(ladj.shape)}"
+            )
+        out = log_p + ladj.to(log_p)
+        if self.kind == "discrete" and self.dequantize:
+            out = out - self.dims * math.log(self.levels)
+        return out
 
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +389,7 @@ class Preprocessor:
             "std": None if self.std is None else self.std.tolist(),
             "logit": self.logit,
             "binarize": self.binarize,
+            "dequantize": self.dequantize,
         }
 
     @classmethod
@@ -325,7 +397,17 @@ class Preprocessor:
         r"""Rebuild a preprocessor from :meth:`to_dict` output (e.g. a run's ``config.json``)."""
         if not isinstance(d, dict):
             raise TypeError(f"d: expected a dict, got {type(d).__name__}")
-        known = {"version", "shape", "kind", "levels", "mean", "std", "logit", "binarize"}
+        known = {
+            "version",
+            "shape",
+            "kind",
+            "levels",
+            "mean",
+            "std",
+            "logit",
+            "binarize",
+            "dequantize",
+        }
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"d: unknown keys {unknown}; expected a subset of {sorted(known)}")
@@ -341,6 +423,7 @@ class Preprocessor:
             std=d.get("std"),
             logit=d.get("logit"),
             binarize=d.get("binarize"),
+            dequantize=d.get("dequantize", True),
         )
 
 
@@ -383,6 +466,11 @@ _MEANING = {
         "[0, 1]-scaled dequantized data (Theis et al. 2016); bpd = nll / (D ln 2). One "
         "dequantization draw per example; standard errors are over examples."
     ),
+    "grid": (
+        "nll: negative log-probability of the discrete data in nats per example, as the model "
+        "gives it on the grid i / (L - 1) (a bound if the model's is one, e.g. an ELBO or "
+        "IWAE); bpd = nll / (D ln 2)."
+    ),
     "binary": (
         "nll: negative log-probability of the binary data in nats per example (a bound if "
         "the model's log_prob is one, e.g. an ELBO or IWAE); bpd = nll / (D ln 2)."
@@ -397,16 +485,16 @@ def nll_to_report(nll_model: Tensor, ladj: Tensor, dataset: Any) -> dict[str, An
     and ``ladj`` the log-Jacobians returned by :meth:`Preprocessor.eval` for the same ``y``.
     ``dataset`` is a :class:`~tractable.data.Dataset` or a :class:`Preprocessor`.
 
-    With :math:`\ell_X = \ell_Y - \log|\det J|` the NLL before preprocessing
-    (:func:`tractable.metrics.likelihood.data_space_nll`):
+    With :math:`\ell_X = \ell_Y - \log|\det J|` the NLL before preprocessing (through
+    :meth:`Preprocessor.log_likelihood`, the one definition of the data-space likelihood):
 
     * continuous: ``nll`` is :math:`\operatorname{mean}(\ell_X)` in nats (no ``bpd``);
     * discrete with :math:`L` levels: ``nll`` is
       :math:`\operatorname{mean}(\ell_X) + D \log L`, an upper bound on the discrete NLL
       :math:`-\log P(x)`, and ``bpd`` is ``nll`` :math:`/(D \ln 2)`; a uniform density on
       :math:`[0, 1]^D` gives exactly :math:`\log_2 L` bits/dim;
-    * binary: ``nll`` is :math:`\operatorname{mean}(\ell_Y)` and ``bpd`` is
-      ``nll`` :math:`/(D \ln 2)`.
+    * binary, and discrete on the grid (``dequantize=False``): ``nll`` is
+      :math:`\operatorname{mean}(\ell_Y)` and ``bpd`` is ``nll`` :math:`/(D \ln 2)`.
 
     Returns:
         a dict with ``nll``, ``nll_se`` (standard error over examples), ``bpd``, ``bpd_se``
@@ -425,25 +513,13 @@ def nll_to_report(nll_model: Tensor, ladj: Tensor, dataset: Any) -> dict[str, An
         raise TypeError(
             f"dataset: expected a Dataset or a Preprocessor, got {type(dataset).__name__}"
         )
-    for name, t in (("nll_model", nll_model), ("ladj", ladj)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 1:
-            raise ValueError(f"{name}: expected shape (N,), got {tuple(t.shape)}")
-    if nll_model.shape != ladj.shape:
-        raise ValueError(
-            f"ladj: expected the shape of nll_model {tuple(nll_model.shape)}, "
-            f"got {tuple(ladj.shape)}"
-        )
-    nll_x = data_space_nll(nll_model.detach().double(), ladj.detach().double().to(nll_model.device))
+    if not isinstance(nll_model, Tensor):
+        raise TypeError(f"nll_model: expected a torch.Tensor, got {type(nll_model).__name__}")
+    nll_x = -prep.log_likelihood(-nll_model.detach().double(), ladj.detach().double())
     dims = prep.dims
     nll, nll_se = mean_and_se(nll_x)
     bpd = bpd_se = None
-    if prep.kind == "discrete":
-        bpd = float(bits_per_dim(nll, dims, prep.levels))
-        nll = nll + dims * math.log(prep.levels)
-        bpd_se = nll_se / (dims * math.log(2))
-    elif prep.kind == "binary":
+    if prep.kind != "continuous":
         bpd = float(bits_per_dim(nll, dims))
         bpd_se = nll_se / (dims * math.log(2))
     return {
@@ -456,5 +532,7 @@ def nll_to_report(nll_model: Tensor, ladj: Tensor, dataset: Any) -> dict[str, An
         "dims": dims,
         "kind": prep.kind,
         "levels": prep.levels,
-        "meaning": _MEANING[prep.kind],
+        "meaning": _MEANING[
+            "grid" if prep.kind == "discrete" and not prep.dequantize else prep.kind
+        ],
     }
