@@ -151,6 +151,20 @@ def test_exact_batches_and_accepts_models() -> None:
     torch.testing.assert_close(exact(WithLogProb(), x).values, full.values)
 
 
+def test_exact_splits_the_context_with_x() -> None:
+    # a conditional density N(x; c, I): the chunks must pair each row with its own context
+    def log_prob(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Normal(c, 1.0).log_prob(x).sum(1)
+
+    x, c = torch.randn(7, 2), torch.randn(7, 2)
+    est = exact(log_prob, x, batch_size=3, context=c)
+    torch.testing.assert_close(est.values, log_prob(x, c))
+    with pytest.raises(ValueError, match=r"context: expected a tensor with 7 rows to match x"):
+        exact(log_prob, x, context=c[:2])
+    with pytest.raises(ValueError, match="context: expected a tensor"):
+        exact(log_prob, x, context=[0.0] * 7)
+
+
 def test_zero_probability_examples_give_minus_infinity_not_nan() -> None:
     def lj(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         out = -z.pow(2).sum(1)

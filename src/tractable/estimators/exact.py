@@ -15,22 +15,30 @@ from torch import Tensor
 
 from .._validation import check_positive_int
 from .base import Estimate
-from .sampling import (
-    LogJoint,
-    _check_callable,
-    _check_output,
-    _check_x,
-    _max_rows,
-    _repeat,
-    _support,
+from .checks import (
+    check_callable,
+    check_examples,
+    check_output,
+    latent_states,
+    repeat_rows,
+    row_limit,
 )
+from .sampling import LogJoint
 
 
-def exact(model: object, x: Tensor, batch_size: int | None = None) -> Estimate:
+def exact(
+    model: object,
+    x: Tensor,
+    batch_size: int | None = None,
+    context: Tensor | None = None,
+) -> Estimate:
     r"""The exact log-likelihood of a model with a tractable density (a flow, say).
 
-    ``model`` is an object with ``log_prob(x) -> (N,)`` or such a callable itself. The result is
-    exact; its ``se`` only reflects the finite number of examples.
+    ``model`` is an object with ``log_prob(x) -> (N,)`` (``log_prob(x, context)`` when a
+    ``context`` ``(N, ...)`` is given) or such a callable itself. It is called under
+    :func:`torch.no_grad` on chunks of ``batch_size`` rows (all at once by default), the context
+    split along with ``x``. The result is exact; its ``se`` only reflects the finite number of
+    examples.
 
     Example:
         >>> import torch
@@ -41,15 +49,19 @@ def exact(model: object, x: Tensor, batch_size: int | None = None) -> Estimate:
         (-1.8379, 'exact')
     """
     fn = getattr(model, "log_prob", model)
-    _check_callable(fn, "model")
-    x = _check_x(x)
+    check_callable(fn, "model")
+    x = check_examples(x)
     n = x.shape[0]
+    if context is not None and (not isinstance(context, Tensor) or context.shape[:1] != (n,)):
+        shape = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
+        raise ValueError(f"context: expected a tensor with {n} rows to match x, got {shape}")
     b = n if batch_size is None else check_positive_int(batch_size, "batch_size")
     values = []
     with torch.no_grad():
         for start in range(0, n, b):
             xb = x[start : start + b]
-            values.append(_check_output(fn(xb), "model.log_prob", (xb.shape[0],)))
+            out = fn(xb) if context is None else fn(xb, context[start : start + b])
+            values.append(check_output(out, "model.log_prob", (xb.shape[0],)))
     return Estimate.from_values("exact", "exact", torch.cat(values))
 
 
@@ -68,10 +80,10 @@ def enumerate_latent(
         >>> abs(enumerate_latent(log_joint, torch.zeros(2, 1), 4).mean) < 1e-6
         True
     """
-    _check_callable(log_joint, "log_joint")
-    x = _check_x(x)
-    states = _support(support, x)
-    rows = _max_rows(x, max_rows)
+    check_callable(log_joint, "log_joint")
+    x = check_examples(x)
+    states = latent_states(support, x)
+    rows = row_limit(x, max_rows)
     s_count, n = states.shape[0], x.shape[0]
     b_size = min(n, rows)
     out = []
@@ -85,7 +97,7 @@ def enumerate_latent(
                 zs = states[s0 : s0 + chunk]
                 c = zs.shape[0]
                 zf = zs.unsqueeze(1).expand(c, b, *zs.shape[1:]).reshape(c * b, *zs.shape[1:])
-                lj = _check_output(log_joint(_repeat(xb, c), zf), "log_joint", (c * b,))
+                lj = check_output(log_joint(repeat_rows(xb, c), zf), "log_joint", (c * b,))
                 if bool((lj == math.inf).any()):
                     raise ValueError("log_joint: returned +inf")
                 lse = torch.logsumexp(lj.reshape(c, b).double(), 0)

@@ -39,8 +39,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._validation import check_finite, check_positive_int
+from .._validation import check_positive_int
 from .base import Estimate
+from .checks import (
+    check_callable,
+    check_examples,
+    check_output,
+    latent_states,
+    repeat_rows,
+    row_limit,
+)
 
 LogJoint = Callable[[Tensor, Tensor], Tensor]
 Sample = Callable[[Tensor, int], Tensor]
@@ -49,53 +57,14 @@ SampleAndLogQ = Callable[[Tensor, int], tuple[Tensor, Tensor]]
 # draw(x, c) -> (z rows (c*b, ...), x rows (c*b, ...), log q (c, b))
 _Draw = Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor]]
 
-DEFAULT_MAX_ELEMENTS = 2**24
-
 
 # -- input checks ---------------------------------------------------------------------------------
-def _check_x(x: object) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < 1 or x.shape[0] == 0:
-        raise ValueError(f"x: expected shape (N, ...) with N >= 1, got {tuple(x.shape)}")
-    if x.is_floating_point() or x.is_complex():
-        check_finite(x, "x")
-    return x
-
-
-def _check_callable(fn: object, name: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
-
-
 def _check_inputs(log_joint: LogJoint, x: object, k: int) -> Tensor:
     r"""The checks every estimator starts with (in this order); returns ``x``."""
-    _check_callable(log_joint, "log_joint")
-    x = _check_x(x)
+    check_callable(log_joint, "log_joint")
+    x = check_examples(x)
     check_positive_int(k, "k")
     return x
-
-
-def _max_rows(x: Tensor, max_rows: int | None) -> int:
-    if max_rows is None:
-        row = max(1, x[0].numel())
-        return max(1, DEFAULT_MAX_ELEMENTS // row)
-    return check_positive_int(max_rows, "max_rows")
-
-
-def _check_output(value: object, name: str, shape: tuple[int, ...]) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected to return a torch.Tensor, got {type(value).__name__}")
-    if tuple(value.shape) != shape:
-        raise ValueError(f"{name}: expected to return shape {shape}, got {tuple(value.shape)}")
-    if bool(torch.isnan(value).any()):
-        raise ValueError(f"{name}: returned {int(torch.isnan(value).sum())} NaN values")
-    return value
-
-
-def _repeat(x: Tensor, c: int) -> Tensor:
-    r"""``(b, ...) -> (c * b, ...)``, the ``c`` copies stacked in the order of the draws."""
-    return x.unsqueeze(0).expand(c, *x.shape).reshape(c * x.shape[0], *x.shape[1:])
 
 
 def _draw_fn(
@@ -107,7 +76,7 @@ def _draw_fn(
                 "sample_and_log_q: give either sample_and_log_q or the pair (sample, log_q), "
                 "not both"
             )
-        _check_callable(sample_and_log_q, "sample_and_log_q")
+        check_callable(sample_and_log_q, "sample_and_log_q")
 
         def draw(xb: Tensor, c: int) -> tuple[Tensor, Tensor, Tensor]:
             out = sample_and_log_q(xb, c)
@@ -120,8 +89,8 @@ def _draw_fn(
                 raise ValueError(
                     f"sample_and_log_q: expected z of shape ({c}, {b}, ...), got {got}"
                 )
-            lq = _check_output(lq, "sample_and_log_q", (c, b))
-            return z.reshape(c * b, *z.shape[2:]), _repeat(xb, c), lq
+            lq = check_output(lq, "sample_and_log_q", (c, b))
+            return z.reshape(c * b, *z.shape[2:]), repeat_rows(xb, c), lq
 
         return draw
 
@@ -130,8 +99,8 @@ def _draw_fn(
             "sample: a proposal is needed, either sample(x, k) together with log_q(z, x), "
             "or sample_and_log_q(x, k)"
         )
-    _check_callable(sample, "sample")
-    _check_callable(log_q, "log_q")
+    check_callable(sample, "sample")
+    check_callable(log_q, "log_q")
 
     def draw(xb: Tensor, c: int) -> tuple[Tensor, Tensor, Tensor]:
         z = sample(xb, c)
@@ -139,8 +108,8 @@ def _draw_fn(
         if not isinstance(z, Tensor) or z.dim() < 2 or tuple(z.shape[:2]) != (c, b):
             got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ValueError(f"sample: expected to return shape ({c}, {b}, ...), got {got}")
-        zf, xr = z.reshape(c * b, *z.shape[2:]), _repeat(xb, c)
-        lq = _check_output(log_q(zf, xr), "log_q", (c * b,))
+        zf, xr = z.reshape(c * b, *z.shape[2:]), repeat_rows(xb, c)
+        lq = check_output(log_q(zf, xr), "log_q", (c * b,))
         return zf, xr, lq.reshape(c, b)
 
     return draw
@@ -150,7 +119,7 @@ def _log_weights(log_joint: LogJoint, draw: _Draw, xb: Tensor, c: int) -> Tensor
     r"""``c`` log importance weights for each row of ``xb``: ``(c, b)``."""
     zf, xr, lq = draw(xb, c)
     b = xb.shape[0]
-    lj = _check_output(log_joint(xr, zf), "log_joint", (c * b,)).reshape(c, b)
+    lj = check_output(log_joint(xr, zf), "log_joint", (c * b,)).reshape(c, b)
     if bool((lq == -math.inf).any()):
         raise ValueError(
             "log_q: returned -inf for a point the proposal itself drew; the proposal's sampler "
@@ -175,7 +144,7 @@ def _weight_stats(
     Returns ``lse1`` :math:`=\log\sum w`, ``lse2`` :math:`=\log\sum w^2`, ``mean`` and ``var``
     (unbiased, 0 for one draw) of :math:`\log w`, each ``(N,)``.
     """
-    rows = _max_rows(x, max_rows)
+    rows = row_limit(x, max_rows)
     n = x.shape[0]
     b_size = min(n, rows)
     parts: dict[str, list[Tensor]] = {"lse1": [], "lse2": [], "mean": [], "var": []}
@@ -236,18 +205,6 @@ def _is_estimate(
 
 
 # -- public estimators -----------------------------------------------------------------------
-def _support(support: Tensor | int, like: Tensor) -> Tensor:
-    if isinstance(support, int) and not isinstance(support, bool):
-        check_positive_int(support, "support")
-        return torch.arange(support, device=like.device)
-    if not isinstance(support, Tensor) or support.dim() < 1 or support.shape[0] == 0:
-        raise ValueError(
-            "support: expected an int K (states 0..K-1) or a non-empty tensor (S, ...) of latent "
-            f"states, got {support!r}"
-        )
-    return support
-
-
 def importance_sampling(
     log_joint: LogJoint,
     x: Tensor,
@@ -331,7 +288,7 @@ def naive_monte_carlo(
         True
     """
     x = _check_inputs(log_joint, x, k)
-    states = _support(support, x)
+    states = latent_states(support, x)
     log_s = math.log(states.shape[0])
 
     def sample_and_log_q(xb: Tensor, c: int) -> tuple[Tensor, Tensor]:
