@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tractable.continuous import ODEMLP
+from tractable.nn import ODEMLP
 
 
 class LinearField(nn.Module):

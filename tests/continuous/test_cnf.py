@@ -11,7 +11,8 @@ import torch
 from scipy.integrate import quad
 from scipy.linalg import expm
 
-from tractable.continuous import CNF, ODEMLP
+from tractable.continuous import CNF
+from tractable.nn import ODEMLP
 
 A3 = torch.tensor([[-0.3, 1.0, 0.2], [-0.8, 0.1, 0.0], [0.4, -0.2, 0.5]])
 TIGHT = dict(solver="dopri5", atol=1e-10, rtol=1e-10)

@@ -7,12 +7,8 @@ import math
 import pytest
 import torch
 
-from tractable.continuous import (
-    ODEMLP,
-    exact_divergence,
-    hutchinson_divergence,
-    hutchinson_noise,
-)
+from tractable.continuous import exact_divergence, hutchinson_divergence, hutchinson_noise
+from tractable.nn import ODEMLP
 
 
 def _jacobian(net: ODEMLP, z0: torch.Tensor) -> torch.Tensor:

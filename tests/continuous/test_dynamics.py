@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tractable.continuous import ODEMLP, ConcatLinear, ConcatSquashLinear
+from tractable.nn import ODEMLP, ConcatLinear, ConcatSquashLinear
 
 
 @pytest.mark.parametrize("layer", ["concatsquash", "concat"])

@@ -345,12 +345,10 @@ CASES += [
 ]
 
 
-
-
 def _cnf() -> T.Transform:
     # direct backpropagation keeps the autograd-Jacobian checks cheap; the adjoint has its own
     # tests in tests/continuous. Tight solver tolerances: the checks are at atol 1e-6.
-    field = C.ODEMLP(2, context=1, hidden=(4,), activation="tanh")
+    field = tr.nn.ODEMLP(2, context=1, hidden=(4,), activation="tanh")
     cnf = C.CNF(field, learn_T=True, T=0.8, solver="dopri5", atol=1e-9, rtol=1e-9, adjoint=False)
     randomize(cnf, 0.3)
     return cnf.eval()

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from tractable import transforms as T
+from tractable.nn import ConvResNet
 from tractable.transforms.image import (
-    ConvResNet,
     ImageCoupling,
     InvConv1x1,
     InvConv1x1LU,

@@ -1,20 +1,17 @@
 r"""Continuous normalizing flows: CNF transforms solved with torchdiffeq, and FFJORD.
 
-Chen et al. 2018 (Neural ODEs), Grathwohl et al. 2019 (FFJORD), Finlay et al. 2020 (RNODE).
+Chen et al. 2018 (Neural ODEs), Grathwohl et al. 2019 (FFJORD), Finlay et al. 2020 (RNODE). The
+networks of the vector fields (:class:`~tractable.nn.ODEMLP`, ...) are in :mod:`tractable.nn`.
 """
 
 from .cnf import ADAPTIVE_SOLVERS, CNF, DIVERGENCES, FIXED_SOLVERS
 from .divergence import NOISES, exact_divergence, hutchinson_divergence, hutchinson_noise
-from .dynamics import ODEMLP, ConcatLinear, ConcatSquashLinear
 from .ffjord import FFJORD, ContinuousFlow, reset_nfe, rnode_penalty, total_nfe
 
 __all__ = [
     "CNF",
     "FFJORD",
     "ContinuousFlow",
-    "ODEMLP",
-    "ConcatLinear",
-    "ConcatSquashLinear",
     "exact_divergence",
     "hutchinson_divergence",
     "hutchinson_noise",

@@ -99,7 +99,8 @@ class CNF(Transform):
 
     Example:
         >>> import torch
-        >>> from tractable.continuous import CNF, ODEMLP
+        >>> from tractable.continuous import CNF
+        >>> from tractable.nn import ODEMLP
         >>> cnf = CNF(ODEMLP(2, hidden=(8,)), solver="rk4", steps=4).eval()
         >>> x = torch.randn(5, 2)
         >>> z, ladj = cnf(x)

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from .._validation import check_positive_int
 from ..flows.base import Flow
+from ..nn.dynamics import ODEMLP
 from ..transforms.base import Compose
 from .cnf import CNF
-from .dynamics import ODEMLP
 
 
 def _cnfs(module: nn.Module) -> list[CNF]:
@@ -79,7 +79,8 @@ class ContinuousFlow(Flow):
 
     Example:
         >>> import torch
-        >>> from tractable.continuous import CNF, ContinuousFlow, ODEMLP
+        >>> from tractable.continuous import CNF, ContinuousFlow
+        >>> from tractable.nn import ODEMLP
         >>> cnf = CNF(ODEMLP(2, hidden=(8,)), solver="rk4", steps=2, kinetic=0.1)
         >>> flow = ContinuousFlow(cnf, event_shape=(2,))
         >>> flow.loss(torch.randn(4, 2)).backward()
@@ -136,17 +137,17 @@ def FFJORD(  # noqa: N802 (a builder named like the model it builds)
     kinetic: float = 0.0,
     jacobian: float = 0.0,
 ) -> ContinuousFlow:
-    r"""Build FFJORD: ``blocks`` CNFs, each with its own :class:`ODEMLP` field, on
-    :math:`\mathcal{N}(0, I)`.
+    r"""Build FFJORD: ``blocks`` CNFs, each with its own :class:`~tractable.nn.ODEMLP` field,
+    on :math:`\mathcal{N}(0, I)`.
 
     .. math:: \log p(x \mid c) = \log \mathcal{N}(z; 0, I) + \sum_k \int_0^T
               \operatorname{tr} \frac{\partial f_k}{\partial z}\,\mathrm{d}t
 
-    The arguments are those of :class:`ODEMLP` (``hidden``, ``layer``, ``activation``) and of
-    :class:`CNF` (the rest). Training mode uses ``divergence`` (Hutchinson by default);
-    evaluation mode uses ``eval_divergence`` (exact by default, ``D`` vector-Jacobian products
-    per evaluation: fine for tabular data, slow for images). For a context embedding network,
-    assemble :class:`ContinuousFlow` directly.
+    The arguments are those of :class:`~tractable.nn.ODEMLP` (``hidden``, ``layer``,
+    ``activation``) and of :class:`CNF` (the rest). Training mode uses ``divergence``
+    (Hutchinson by default); evaluation mode uses ``eval_divergence`` (exact by default, ``D``
+    vector-Jacobian products per evaluation: fine for tabular data, slow for images). For a
+    context embedding network, assemble :class:`ContinuousFlow` directly.
 
     Example:
         >>> import torch

@@ -13,7 +13,6 @@ from .base import Compose, Inverse, Transform, sum_except_batch
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling, SplineCoupling
 from .elementwise import ActNorm, Atanh, BatchNorm, ElementwiseAffine, Logit, Sigmoid, Tanh
 from .image import (
-    ConvResNet,
     ImageCoupling,
     InvConv1x1,
     InvConv1x1LU,
@@ -60,6 +59,5 @@ __all__ = [
     "InvConv1x1LU",
     "Pixelwise",
     "ImageCoupling",
-    "ConvResNet",
     "checkerboard",
 ]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._validation import check_positive_int
-from ..nn.networks import _activation
+from ..nn.conv import ConvResNet
 from .base import Transform, identity_ladj, sum_except_batch
 from .linear import LULinear
 from .maps import ElementwiseMap
@@ -186,57 +186,6 @@ def InvConv1x1LU(channels: int) -> Pixelwise:  # noqa: N802 - reads as a layer n
     return Pixelwise(LULinear(channels))
 
 
-def _conv(a: int, b: int, kernel: int) -> nn.Conv2d:
-    return nn.Conv2d(a, b, kernel, padding=kernel // 2)
-
-
-class _Residual(nn.Module):
-    def __init__(self, width: int, act: Callable[[], nn.Module]) -> None:
-        super().__init__()
-        self.body = nn.Sequential(act(), _conv(width, width, 3), act(), _conv(width, width, 1))
-
-    def forward(self, h: Tensor) -> Tensor:
-        return h + self.body(h)
-
-
-class ConvResNet(nn.Sequential):
-    r"""A small convolutional ResNet, the conditioner of image coupling layers: a
-    :math:`3 \times 3` convolution to ``hidden`` channels, ``blocks`` residual blocks
-    (activation, :math:`3 \times 3`, activation, :math:`1 \times 1`), an activation and a
-    :math:`3 \times 3` output convolution. The output layer is zero-initialised when
-    ``zero_init`` is true, so a coupling layer starts as the identity (Kingma and Dhariwal 2018).
-    Spatial size is preserved.
-
-    Example:
-        >>> import torch
-        >>> from tractable.transforms.image import ConvResNet
-        >>> ConvResNet(3, 8, hidden=16)(torch.randn(2, 3, 5, 5)).shape
-        torch.Size([2, 8, 5, 5])
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        hidden: int = 64,
-        blocks: int = 1,
-        activation: str | Callable[[], nn.Module] = "relu",
-        zero_init: bool = True,
-    ) -> None:
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(out_channels, "out_channels")
-        check_positive_int(hidden, "hidden")
-        check_positive_int(blocks, "blocks", minimum=0)
-        act = _activation(activation)
-        last = _conv(hidden, out_channels, 3)
-        if zero_init:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-        layers = [_conv(in_channels, hidden, 3)]
-        layers += [_Residual(hidden, act) for _ in range(blocks)]
-        super().__init__(*layers, act(), last)
-
-
 def checkerboard(h: int, w: int, flip: bool = False, device: torch.device | None = None) -> Tensor:
     r"""A ``(H, W)`` boolean checkerboard, true where :math:`(i + j)` is even (odd if ``flip``).
 
@@ -262,8 +211,8 @@ def _context_maps(context: Tensor, n: int, h: int, w: int, features: int) -> Ten
 
 class ImageCoupling(Transform):
     r"""A coupling layer on images (Dinh et al. 2017): the pixels or channels selected by a mask
-    pass unchanged and a :class:`ConvResNet` of them (and of the context) gives the parameters
-    of an elementwise map (:class:`~tractable.transforms.maps.Affine`,
+    pass unchanged and a :class:`~tractable.nn.ConvResNet` of them (and of the context) gives
+    the parameters of an elementwise map (:class:`~tractable.transforms.maps.Affine`,
     :class:`~tractable.transforms.maps.Shift`, ...) of the others,
 
     .. math:: z = m \odot x + (1 - m) \odot g\big(x; \theta(m \odot x, c)\big), \qquad
@@ -371,7 +320,6 @@ class ImageCoupling(Transform):
 
 __all__ = [
     "MASKS",
-    "ConvResNet",
     "ImageCoupling",
     "InvConv1x1",
     "InvConv1x1LU",

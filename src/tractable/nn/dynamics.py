@@ -45,7 +45,7 @@ class ConcatLinear(nn.Module):
 
     Example:
         >>> import torch
-        >>> from tractable.continuous import ConcatLinear
+        >>> from tractable.nn import ConcatLinear
         >>> ConcatLinear(2, 5)(torch.tensor(0.5), torch.zeros(3, 2), None).shape
         torch.Size([3, 5])
     """
@@ -75,7 +75,7 @@ class ConcatSquashLinear(nn.Module):
 
     Example:
         >>> import torch
-        >>> from tractable.continuous import ConcatSquashLinear
+        >>> from tractable.nn import ConcatSquashLinear
         >>> layer = ConcatSquashLinear(2, 4, context=1)
         >>> layer(torch.tensor(0.0), torch.zeros(3, 2), torch.ones(3, 1)).shape
         torch.Size([3, 4])
@@ -116,7 +116,7 @@ class ODEMLP(nn.Module):
 
     Example:
         >>> import torch
-        >>> from tractable.continuous import ODEMLP
+        >>> from tractable.nn import ODEMLP
         >>> f = ODEMLP(2, context=3, hidden=(8, 8))
         >>> f(torch.tensor(0.0), torch.zeros(4, 2), torch.zeros(4, 3)).shape
         torch.Size([4, 2])
