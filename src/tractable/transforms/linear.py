@@ -126,8 +126,9 @@ class LULinear(Transform):
                 state_dict[prefix + "lower"],
                 state_dict[prefix + "upper"],
             )
-            state_dict.update({prefix + "perm": perm, prefix + "lower": lower,
-                               prefix + "upper": upper})
+            state_dict.update(
+                {prefix + "perm": perm, prefix + "lower": lower, prefix + "upper": upper}
+            )
         # an interim layout also stored the inverse permutation, which is derived from perm
         state_dict.pop(prefix + "inverse_perm", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
