@@ -18,6 +18,7 @@ from torch import Tensor
 import tractable as tr
 from tractable import continuous as C
 from tractable import transforms as T
+from tractable.flows.multiscale import Multiscale
 from tractable.transforms import image as I
 
 
@@ -355,6 +356,30 @@ def _cnf() -> T.Transform:
 
 
 CASES.append(Case("cnf", _cnf, 2, context=1, covers=(C.CNF,)))
+
+
+def _multiscale() -> T.Transform:
+    # two squeezing stages with factor-out: (1, 4, 4) -> (2, 2, 2) + (8, 1, 1) latents
+    stages = [
+        T.Compose(I.Squeeze(), I.ImageCoupling(4, T.Affine(), "channel", context=1, hidden=4)),
+        T.Compose(I.Squeeze(), I.ImageCoupling(8, T.Affine(), "channel", context=1, hidden=4)),
+    ]
+    t = Multiscale((1, 4, 4), stages, context=1)
+    randomize(t, 0.3)
+    return t
+
+
+CASES.append(
+    Case(
+        "multiscale",
+        _multiscale,
+        16,
+        context=1,
+        shape=(1, 4, 4),
+        out_shape=(16,),
+        covers=(Multiscale,),
+    )
+)
 
 # Transform subclasses that are abstract and never instantiated on their own.
 ABSTRACT: set[type] = {T.Transform}

@@ -2,24 +2,61 @@ r"""The :class:`Flow` model: a base distribution pushed through an invertible tr
 
 .. math:: \log p(x \mid c) = \log p_Z(f(x; c)) + \log |\det J_f(x; c)|
 
-``transform`` maps data to noise; sampling runs its inverse on draws from the base.
+``transform`` maps data to noise; sampling runs its inverse on draws from the base. Every flow
+model of the library is a :class:`Flow` or one of its direct subclasses
+(:class:`~tractable.flows.MultiscaleFlow`, :class:`~tractable.continuous.ContinuousFlow`), so they
+share one implementation of the model protocol (:mod:`tractable.protocol`): ``likelihood`` is
+``"exact"``, :meth:`Flow.estimate` offers the single estimator ``"exact"``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from .._validation import check_context, check_event, check_positive_int
 from ..distributions import Distribution, StandardNormal
+from ..estimators import Estimate, exact
+from ..protocol import check_method
 from ..transforms.base import Transform
+
+
+def context_width(context: int, embedding: nn.Module | None) -> int:
+    r"""The width of the context the transforms of a flow see: ``context`` itself, or the output
+    width ``E`` of ``embedding`` applied to an ``(N, context)`` context.
+
+    A clear ``ValueError`` for a negative or non-int ``context``, an embedding without a context,
+    or an embedding whose output is not ``(N, E)``.
+
+    Example:
+        >>> import torch
+        >>> context_width(3, None), context_width(3, torch.nn.Linear(3, 5))
+        (3, 5)
+    """
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise ValueError(f"context: expected an int >= 0, got {context!r}")
+    if embedding is None:
+        return context
+    if context == 0:
+        raise ValueError("embedding: given, but context is 0; set context to its input width")
+    with torch.no_grad():
+        out = embedding(torch.zeros(1, context))
+    if out.dim() != 2:
+        raise ValueError(f"embedding: expected an output of shape (N, E), got {tuple(out.shape)}")
+    return out.shape[1]
 
 
 class Flow(nn.Module):
     r"""A normalizing flow: ``transform`` (data to noise) on top of a ``base`` distribution.
+
+    Implements :class:`tractable.protocol.Model` with an exact density: ``log_prob``, ``loss``
+    (the mean negative log-likelihood), ``estimate`` (kind ``"exact"``), ``sample`` (with a
+    temperature that scales the base's spread), ``rsample``, ``sample_and_log_prob`` and
+    ``extra_log``.
 
     Args:
         transform: the invertible map from data to noise.
@@ -34,7 +71,12 @@ class Flow(nn.Module):
         >>> flow = tr.flows.Flow(tr.transforms.ElementwiseAffine(2), event_shape=(2,))
         >>> flow.log_prob(torch.zeros(3, 2)).shape
         torch.Size([3])
+        >>> flow.estimate(torch.zeros(3, 2)).kind
+        'exact'
     """
+
+    likelihood: ClassVar[str] = "exact"
+    estimators: ClassVar[tuple[str, ...]] = ("exact",)
 
     def __init__(
         self,
@@ -57,6 +99,8 @@ class Flow(nn.Module):
             raise ValueError(f"context: expected an int >= 0, got {context!r}")
         self.layers = transform
         self.base = base
+        # the shape of one example; a subclass whose transform changes the shape (a multiscale
+        # image flow) sets its own, the latent keeps the base's
         self.event_shape = tuple(base.event_shape)
         self.context_features = context
         self.embedding = embedding
@@ -76,45 +120,88 @@ class Flow(nn.Module):
             context = self.embedding(context)
         return context
 
+    def _draw(
+        self, n: int, context: Tensor | None, temperature: float
+    ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
+        r"""Base draws: ``n`` of them, or ``n`` for each of the ``M`` context rows as
+        ``(M * n, ...)`` with the (checked, embedded) context repeated to match; returns the
+        draws, that context and the leading shape of the samples, ``(n,)`` or ``(M, n)``."""
+        check_positive_int(n, "n")
+        if self.context_features == 0:
+            if context is not None:
+                raise ValueError("context: this flow is unconditional but a context was given")
+            return self.base.rsample(n, temperature), None, (n,)
+        c = self._c(context, None)
+        m = c.shape[0]
+        return self.base.rsample(m * n, temperature), c.repeat_interleave(n, dim=0), (m, n)
+
     # -- the public surface -----------------------------------------------------------------
     def transform(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        r"""Map data to noise: returns ``z`` and the log-abs-det-Jacobian ``ladj`` of shape (N,)."""
+        r"""Map data ``(N, *event_shape)`` to noise: returns ``z`` (the base's shape) and the
+        log-abs-det-Jacobian ``ladj`` of shape (N,)."""
         x = self._x(x)
         return self.layers(x, self._c(context, x.shape[0]))
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        r"""Map noise to data."""
-        z = self._x(z, "z")
+        r"""Map noise (the base's shape) to data ``(N, *event_shape)``."""
+        z = check_event(z, "z", self.base.event_shape, like=self._anchor)
         x, _ = self.layers.inverse(z, self._c(context, z.shape[0]))
         return x
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         r"""The exact log-density of each row of ``x``: ``(N, *event_shape) -> (N,)``."""
         z, ladj = self.transform(x, context)
-        log_p = self.base.log_prob(z) + ladj
-        return log_p
+        return self.base.log_prob(z) + ladj
 
     def loss(self, batch: Tensor | Sequence[Tensor]) -> Tensor:
-        r"""Mean negative log-likelihood of a batch ``x`` or ``(x, context)``: the training loss."""
+        r"""Mean negative log-likelihood of a batch ``x`` or ``(x, context)``: the training loss.
+
+        The context of an unconditional flow is ignored (a labelled data set can train one);
+        for a conditional flow, integer class labels of shape ``(N,)`` are one-hot encoded."""
         if isinstance(batch, Tensor):
             return -self.log_prob(batch).mean()
-        if len(batch) == 1:
+        if len(batch) == 1 or not self.context_features:
             return -self.log_prob(batch[0]).mean()
         x, c = batch[0], batch[1]
-        return -self.log_prob(x, c if self.context_features else None).mean()
+        if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
+            c = nn.functional.one_hot(c.long(), self.context_features)
+        return -self.log_prob(x, c).mean()
 
-    def _draw(
-        self, n: int, context: Tensor | None, temperature: float
-    ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-        return draw_base(self, n, context, temperature)
+    def estimate(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        *,
+        method: str | None = None,
+        k: int | None = None,
+        batch_size: int | None = None,
+    ) -> Estimate:
+        r"""The exact log-likelihood of each row of ``x`` as an
+        :class:`~tractable.estimators.Estimate` of kind ``"exact"``: :meth:`log_prob`, computed
+        under :func:`torch.no_grad` in chunks of ``batch_size`` rows (all at once by default).
+
+        ``method`` may only be ``"exact"`` (the default) and ``k`` only ``None``: the density
+        needs no samples. Evaluate in evaluation mode (``model.eval()``): in training mode
+        batch normalisation uses the chunk's statistics and a CNF Hutchinson's trace estimate.
+
+        Example:
+            >>> import torch, tractable as tr
+            >>> flow = tr.flows.MAF(2, transforms=1, hidden=(8,)).eval()
+            >>> x = torch.randn(5, 2)
+            >>> est = flow.estimate(x, batch_size=2)
+            >>> est.kind, bool(torch.allclose(est.values, flow.log_prob(x)))
+            ('exact', True)
+        """
+        check_method(self, method)
+        if k is not None:
+            raise ValueError(f"k: the exact log-density draws no samples; expected None, got {k!r}")
+        return exact(self, x, batch_size, context=context)
 
     def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Draw ``n`` samples: ``(n, *event_shape)``, or ``(M, n, *event_shape)`` given an
         ``(M, C)`` context. ``temperature`` scales the base distribution's spread."""
         with torch.no_grad():
-            z, c, lead = self._draw(n, context, temperature)
-            x, _ = self.layers.inverse(z, c)
-        return x.reshape(*lead, *self.event_shape)
+            return self.rsample(n, context, temperature)
 
     def rsample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Like :meth:`sample`, but differentiable with respect to the flow's parameters."""
@@ -136,26 +223,12 @@ class Flow(nn.Module):
         log_p = self.base.log_prob(z) - ladj_inv
         return x.reshape(*lead, *self.event_shape), log_p.reshape(lead)
 
+    def extra_log(self) -> dict[str, float]:
+        r"""Numbers for the trainer's log beside the loss: none for a discrete flow."""
+        return {}
+
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}, context={self.context_features}"
 
 
-__all__ = ["Flow"]
-
-
-def draw_base(
-    flow: nn.Module, n: int, context: Tensor | None, temperature: float
-) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-    r"""Base draws for ``flow.sample``: ``n`` of them, or ``n`` for each of the ``M`` context
-    rows as ``(M * n, ...)`` with the context repeated to match; returns the draws, the
-    (validated, repeated) context and the leading shape of the samples, ``(n,)`` or
-    ``(M, n)``. ``flow`` has ``base``, ``context_features`` and ``_c`` (context checking and
-    embedding)."""
-    check_positive_int(n, "n")
-    if flow.context_features == 0:
-        if context is not None:
-            raise ValueError("context: this flow is unconditional but a context was given")
-        return flow.base.rsample(n, temperature), None, (n,)
-    c = flow._c(context, None)
-    m = c.shape[0]
-    return flow.base.rsample(m * n, temperature), c.repeat_interleave(n, dim=0), (m, n)
+__all__ = ["Flow", "context_width"]

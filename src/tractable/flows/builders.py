@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import nn
 
 from .._validation import check_positive_int
@@ -36,23 +35,9 @@ from ..transforms import (
 from ..transforms import (
     Radial as RadialLayer,
 )
-from .base import Flow
+from .base import Flow, context_width
 
 Hidden = Sequence[int]
-
-
-def _context_width(context: int, embedding: nn.Module | None) -> int:
-    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
-        raise ValueError(f"context: expected an int >= 0, got {context!r}")
-    if embedding is None:
-        return context
-    if context == 0:
-        raise ValueError("embedding: given, but context is 0; set context to its input width")
-    with torch.no_grad():
-        out = embedding(torch.zeros(1, context))
-    if out.dim() != 2:
-        raise ValueError(f"embedding: expected an output of shape (N, E), got {tuple(out.shape)}")
-    return out.shape[1]
 
 
 def _permutation(kind: str, features: int, seed: int) -> Transform:
@@ -65,7 +50,16 @@ def _permutation(kind: str, features: int, seed: int) -> Transform:
     raise ValueError(f"permutation: expected 'reverse', 'random' or 'lu', got {kind!r}")
 
 
-def _norm(kind: str | None, features: int) -> list[Transform]:
+def norm_layers(kind: str | None, features: int) -> list[Transform]:
+    r"""The normalisation layers a builder puts before a coupling or autoregressive layer:
+    none for ``kind`` ``None`` or ``"none"``, a :class:`~tractable.transforms.BatchNorm` for
+    ``"batch"``, an :class:`~tractable.transforms.ActNorm` for ``"act"`` (over ``features``
+    features or channels); a ``ValueError`` naming ``norm`` otherwise.
+
+    Example:
+        >>> [type(t).__name__ for t in norm_layers("act", 3)], norm_layers(None, 3)
+        (['ActNorm'], [])
+    """
     if kind is None or kind == "none":
         return []
     if kind == "batch":
@@ -112,11 +106,11 @@ def _coupling_flow(
     check_positive_int(transforms, "transforms")
     if features < 2:
         raise ValueError(f"features: coupling flows need at least 2 features, got {features}")
-    c = _context_width(context, embedding)
+    c = context_width(context, embedding)
     layers: list[Transform] = []
     for i in range(transforms):
         mask = "half" if i % 2 == 0 else "half-flip"
-        layers += _norm(norm, features)
+        layers += norm_layers(norm, features)
         if linear:
             layers.append(LULinear(features))
         layers.append(Coupling(features, elementwise(), mask, c, hidden, activation))
@@ -207,12 +201,12 @@ def _autoregressive_flow(
 ) -> Flow:
     check_positive_int(features, "features")
     check_positive_int(transforms, "transforms")
-    c = _context_width(context, embedding)
+    c = context_width(context, embedding)
     layers: list[Transform] = []
     for i in range(transforms):
         if i > 0:
             layers.append(_permutation(permutation, features, seed + i))
-        layers += _norm(norm, features)
+        layers += norm_layers(norm, features)
         layer: Transform = MaskedAutoregressive(
             features, elementwise(), c, hidden, activation=activation, zero_init=zero_init
         )
@@ -366,7 +360,7 @@ def _stack(
     check_positive_int(transforms, "transforms")
     if tuple(hidden):
         raise ValueError(f"hidden: {name} flows have no hidden layers, got {hidden!r}")
-    c = _context_width(context, embedding)
+    c = context_width(context, embedding)
     return _flow([layer(features, c) for _ in range(transforms)], features, context, embedding)
 
 

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 from .._validation import check_positive_int
 from ..transforms import ActNorm, Affine, Compose, Shift, Transform
 from ..transforms.image import ImageCoupling, InvConv1x1, InvConv1x1LU, Squeeze
-from .builders import _context_width, _norm
-from .multiscale import GaussianPrior, MultiscaleFlow, _image_shape
+from .base import context_width
+from .builders import norm_layers
+from .multiscale import GaussianPrior, MultiscaleFlow, check_image_shape
 
 
 # -- builders --------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def Glow(  # noqa: N802
     is ``"affine"`` (log-scale softly bounded by ``scale_bound``) or ``"additive"``; ``lu``
     picks :func:`~tractable.transforms.image.InvConv1x1LU` over the plain
     :class:`~tractable.transforms.image.InvConv1x1`. The coupling networks are
-    :class:`~tractable.transforms.image.ConvResNet` s of width ``hidden`` with ``blocks``
+    :class:`~tractable.nn.ConvResNet` s of width ``hidden`` with ``blocks``
     residual blocks. ``H`` and ``W`` must be divisible by :math:`2^{\text{levels}}`: a
     ``(1, 28, 28)`` MNIST image allows 2 levels, an ``(1, 8, 8)`` digit 3.
 
@@ -64,13 +65,13 @@ def Glow(  # noqa: N802
         >>> Glow((1, 8, 8), levels=2, depth=1, hidden=8).sample(2, temperature=0.7).shape
         torch.Size([2, 1, 8, 8])
     """
-    shape = _image_shape(shape)
+    shape = check_image_shape(shape)
     check_positive_int(levels, "levels")
     check_positive_int(depth, "depth")
     if coupling not in ("affine", "additive"):
         raise ValueError(f"coupling: expected 'affine' or 'additive', got {coupling!r}")
     _check_levels(shape, levels, levels)
-    width = _context_width(context, embedding)
+    width = context_width(context, embedding)
     stages: list[Transform] = []
     c = shape[0]
     for level in range(levels):
@@ -114,10 +115,10 @@ def MultiscaleRealNVP(  # noqa: N802
         >>> f.log_prob(torch.rand(4, 1, 8, 8)).shape
         torch.Size([4])
     """
-    shape = _image_shape(shape)
+    shape = check_image_shape(shape)
     check_positive_int(levels, "levels")
     check_positive_int(depth, "depth")
-    _norm(norm, 1)
+    norm_layers(norm, 1)
     _check_levels(shape, levels, levels - 1)
     h, w = shape[1] // 2 ** (levels - 1), shape[2] // 2 ** (levels - 1)
     if h * w < 2:
@@ -125,12 +126,12 @@ def MultiscaleRealNVP(  # noqa: N802
             f"levels: the last level's checkerboard couplings need at least 2 pixels, but "
             f"{levels} levels leave ({h}, {w}) of shape {shape}"
         )
-    width = _context_width(context, embedding)
+    width = context_width(context, embedding)
 
     def couplings(channels: int, masks: tuple[str, str], count: int) -> list[Transform]:
         out: list[Transform] = []
         for i in range(count):
-            out += _norm(norm, channels)
+            out += norm_layers(norm, channels)
             elementwise = Affine(scale_bound)
             out.append(ImageCoupling(channels, elementwise, masks[i % 2], width, hidden, blocks))
         return out

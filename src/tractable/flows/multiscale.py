@@ -16,30 +16,38 @@ image to a standard-normal latent :math:`\epsilon \in \mathbb{R}^{CHW}`,
 .. math:: \log p(x \mid c) = \log \mathcal{N}(\epsilon; 0, I)
           + \sum_{\text{stages}} \log|\det J| - \sum_l \sum_i \log \sigma_{l, i},
 
-and ``transform``, ``inverse``, ``sample`` (with temperature: :math:`z_l = \mu_l + T \sigma_l
-\epsilon_l`, as in Glow) and ``sample_and_log_prob`` work as for :class:`~tractable.flows.Flow`.
-The latent :math:`\epsilon` is laid out as the flattened factored halves in stage order, then
-the flattened top: ``latent_shapes`` lists their ``(C, H, W)``.
+This map is the transform :class:`Multiscale`, and :class:`MultiscaleFlow` is the
+:class:`~tractable.flows.Flow` of it on a standard normal, so ``transform``, ``inverse``,
+``sample`` (with temperature: :math:`z_l = \mu_l + T \sigma_l \epsilon_l`, as in Glow),
+``sample_and_log_prob``, ``loss`` and ``estimate`` are those of every flow. The latent
+:math:`\epsilon` is laid out as the flattened factored halves in stage order, then the flattened
+top: ``latent_shapes`` lists their ``(C, H, W)``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_context, check_event
 from ..distributions import StandardNormal
 from ..transforms import Transform, soft_clamp
 from ..transforms.base import sum_except_batch
 from ..transforms.image import Squeeze, squeezed_shape
-from .base import draw_base
-from .builders import _context_width
+from .base import Flow, context_width
 
 
-def _image_shape(shape: object) -> tuple[int, int, int]:
+def check_image_shape(shape: object) -> tuple[int, int, int]:
+    r"""An image shape ``(C, H, W)`` of positive ints as a tuple; a ``ValueError`` naming
+    ``shape`` otherwise.
+
+    Example:
+        >>> check_image_shape([1, 28, 28])
+        (1, 28, 28)
+    """
     if (
         not isinstance(shape, Sequence)
         or len(shape) != 3
@@ -95,8 +103,109 @@ def _stage_output_shape(
     return shape
 
 
-class MultiscaleFlow(nn.Module):
-    r"""A multiscale flow with factor-out and learned conditional priors (see the module notes).
+class Multiscale(Transform):
+    r"""The multiscale map from an image to a standard-normal latent (see the module notes):
+    ``forward`` takes ``(N, C, H, W)`` to :math:`\epsilon` ``(N, CHW)`` with its
+    log-abs-det-Jacobian ``(N,)``, ``inverse`` goes back.
+
+    Args:
+        shape: the image shape ``(C, H, W)``.
+        stages: image transforms run in turn; they may change the shape only through
+            :class:`~tractable.transforms.image.Squeeze` layers. Half of the channels
+            (the last :math:`\lceil C/2 \rceil`) leave after each stage but the last.
+        context: the width of the context the stages and the priors see (0 for none).
+        scale_bound: the soft bound :math:`B` of the priors' log-scales.
+    """
+
+    event_dims = 3
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        stages: Sequence[Transform],
+        context: int = 0,
+        scale_bound: float = 5.0,
+    ) -> None:
+        super().__init__()
+        shape = check_image_shape(shape)
+        stages = list(stages)
+        if not stages:
+            raise ValueError("stages: expected at least one stage, got none")
+        for i, t in enumerate(stages):
+            if not isinstance(t, Transform):
+                raise TypeError(f"stages[{i}]: expected a Transform, got {type(t).__name__}")
+        if not isinstance(scale_bound, (int, float)) or not scale_bound > 0:
+            raise ValueError(f"scale_bound: expected a float > 0, got {scale_bound!r}")
+        priors, latents, s = [], [], shape
+        for i, stage in enumerate(stages):
+            c, h, w = _stage_output_shape(stage, s, i)
+            if i == len(stages) - 1:
+                priors.append(GaussianPrior(c, (h, w), 0, context, scale_bound))
+                latents.append((c, h, w))
+            elif c < 2:
+                raise ValueError(
+                    f"stages[{i}]: factoring out half of the channels needs at least 2, got "
+                    f"(C, H, W) = {(c, h, w)}"
+                )
+            else:
+                keep = c // 2
+                priors.append(GaussianPrior(c - keep, (h, w), keep, context, scale_bound))
+                latents.append((c - keep, h, w))
+                s = (keep, h, w)
+        self.stages = nn.ModuleList(stages)
+        self.priors = nn.ModuleList(priors)
+        self.latent_shapes = tuple(latents)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        n, last = x.shape[0], len(self.stages) - 1
+        ladj, parts, h = x.new_zeros(n), [], x
+        for i, (stage, prior) in enumerate(zip(self.stages, self.priors, strict=True)):
+            h, ladj_stage = stage(h, context)
+            ladj = ladj + ladj_stage
+            if i < last:
+                k = h.shape[1] // 2
+                h, out = h[:, :k], h[:, k:]
+                loc, log_scale = prior(n, h, context)
+            else:
+                out = h
+                loc, log_scale = prior(n, None, context)
+            parts.append(((out - loc) * torch.exp(-log_scale)).reshape(n, -1))
+            ladj = ladj - sum_except_batch(log_scale)
+        return torch.cat(parts, dim=1), ladj
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        n, last = z.shape[0], len(self.stages) - 1
+        sizes = [math.prod(s) for s in self.latent_shapes]
+        pieces = [
+            p.reshape(n, *s) for p, s in zip(z.split(sizes, 1), self.latent_shapes, strict=True)
+        ]
+        loc, log_scale = self.priors[last](n, None, context)
+        h = loc + torch.exp(log_scale) * pieces[last]
+        ladj = sum_except_batch(log_scale)
+        for i in reversed(range(len(self.stages))):
+            if i < last:
+                loc, log_scale = self.priors[i](n, h, context)
+                h = torch.cat([h, loc + torch.exp(log_scale) * pieces[i]], dim=1)
+                ladj = ladj + sum_except_batch(log_scale)
+            h, ladj_stage = self.stages[i].inverse(h, context)
+            ladj = ladj + ladj_stage
+        return h, ladj
+
+
+def _rename_old_keys(
+    module: nn.Module, state_dict: Mapping[str, Any], prefix: str, *args: object
+) -> None:
+    # checkpoints written before MultiscaleFlow became a Flow keep "stages." and "priors." at
+    # its top level; they now live in its transform
+    old = (prefix + "stages.", prefix + "priors.")
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "layers." + key[len(prefix) :]] = state_dict.pop(key)
+
+
+class MultiscaleFlow(Flow):
+    r"""A multiscale flow with factor-out and learned conditional priors (see the module notes):
+    the :class:`~tractable.flows.Flow` of a :class:`Multiscale` transform on
+    :math:`\mathcal{N}(0, I_{CHW})`, whose ``event_shape`` is the image's ``(C, H, W)``.
 
     Args:
         shape: the image shape ``(C, H, W)``.
@@ -104,7 +213,8 @@ class MultiscaleFlow(nn.Module):
             :class:`~tractable.transforms.image.Squeeze` layers. Half of the channels
             (the last :math:`\lceil C/2 \rceil`) leave after each stage but the last.
         context: the number of context features (0 for an unconditional flow); the stages and
-            the priors see the (embedded) context.
+            the priors see the (embedded) context. Integer class labels ``(N,)`` in a training
+            batch are one-hot encoded.
         embedding: an optional network applied to the raw context first.
         scale_bound: the soft bound :math:`B` of the priors' log-scales.
 
@@ -126,142 +236,27 @@ class MultiscaleFlow(nn.Module):
         embedding: nn.Module | None = None,
         scale_bound: float = 5.0,
     ) -> None:
-        super().__init__()
-        shape = _image_shape(shape)
-        stages = list(stages)
-        if not stages:
-            raise ValueError("stages: expected at least one stage, got none")
-        for i, t in enumerate(stages):
-            if not isinstance(t, Transform):
-                raise TypeError(f"stages[{i}]: expected a Transform, got {type(t).__name__}")
-        if not isinstance(scale_bound, (int, float)) or not scale_bound > 0:
-            raise ValueError(f"scale_bound: expected a float > 0, got {scale_bound!r}")
-        width = _context_width(context, embedding)
-        priors, latents, s = [], [], shape
-        for i, stage in enumerate(stages):
-            c, h, w = _stage_output_shape(stage, s, i)
-            if i == len(stages) - 1:
-                priors.append(GaussianPrior(c, (h, w), 0, width, scale_bound))
-                latents.append((c, h, w))
-            elif c < 2:
-                raise ValueError(
-                    f"stages[{i}]: factoring out half of the channels needs at least 2, got "
-                    f"(C, H, W) = {(c, h, w)}"
-                )
-            else:
-                keep = c // 2
-                priors.append(GaussianPrior(c - keep, (h, w), keep, width, scale_bound))
-                latents.append((c - keep, h, w))
-                s = (keep, h, w)
-        self.stages = nn.ModuleList(stages)
-        self.priors = nn.ModuleList(priors)
+        shape = check_image_shape(shape)
+        layers = Multiscale(shape, stages, context_width(context, embedding), scale_bound)
+        base = StandardNormal(math.prod(shape))
+        super().__init__(layers, base, context=context, embedding=embedding)
         self.event_shape = shape
-        self.latent_shapes = tuple(latents)
-        self.context_features = context
-        self.embedding = embedding
-        self.base = StandardNormal(math.prod(shape))
-        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     @property
-    def features(self) -> int:
-        return math.prod(self.event_shape)
+    def stages(self) -> nn.ModuleList:
+        r"""The stages of the :class:`Multiscale` transform."""
+        return self.layers.stages
 
-    # -- input handling ---------------------------------------------------------------------
-    def _c(self, context: Tensor | None, batch: int | None) -> Tensor | None:
-        context = check_context(context, self.context_features, batch, like=self._anchor)
-        if context is not None and self.embedding is not None:
-            context = self.embedding(context)
-        return context
+    @property
+    def priors(self) -> nn.ModuleList:
+        r"""The learned priors of the factored halves, then of the last stage's output."""
+        return self.layers.priors
 
-    def _encode(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
-        n, last = x.shape[0], len(self.stages) - 1
-        ladj, parts, h = x.new_zeros(n), [], x
-        for i, (stage, prior) in enumerate(zip(self.stages, self.priors, strict=True)):
-            h, ladj_stage = stage(h, c)
-            ladj = ladj + ladj_stage
-            if i < last:
-                k = h.shape[1] // 2
-                h, out = h[:, :k], h[:, k:]
-                loc, log_scale = prior(n, h, c)
-            else:
-                out = h
-                loc, log_scale = prior(n, None, c)
-            parts.append(((out - loc) * torch.exp(-log_scale)).reshape(n, -1))
-            ladj = ladj - sum_except_batch(log_scale)
-        return torch.cat(parts, dim=1), ladj
-
-    def _decode(self, eps: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
-        n, last = eps.shape[0], len(self.stages) - 1
-        sizes = [math.prod(s) for s in self.latent_shapes]
-        pieces = [
-            p.reshape(n, *s) for p, s in zip(eps.split(sizes, 1), self.latent_shapes, strict=True)
-        ]
-        loc, log_scale = self.priors[last](n, None, c)
-        h = loc + torch.exp(log_scale) * pieces[last]
-        ladj = sum_except_batch(log_scale)
-        for i in reversed(range(len(self.stages))):
-            if i < last:
-                loc, log_scale = self.priors[i](n, h, c)
-                h = torch.cat([h, loc + torch.exp(log_scale) * pieces[i]], dim=1)
-                ladj = ladj + sum_except_batch(log_scale)
-            h, ladj_stage = self.stages[i].inverse(h, c)
-            ladj = ladj + ladj_stage
-        return h, ladj
-
-    # -- the public surface -----------------------------------------------------------------
-    def transform(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        r"""Map images ``(N, C, H, W)`` to the standard-normal latent ``(N, CHW)``; returns it
-        with the log-abs-det-Jacobian ``(N,)``."""
-        x = check_event(x, "x", self.event_shape, like=self._anchor)
-        return self._encode(x, self._c(context, x.shape[0]))
-
-    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
-        r"""Map latents ``(N, CHW)`` to images ``(N, C, H, W)``."""
-        z = check_event(z, "z", (self.features,), like=self._anchor)
-        return self._decode(z, self._c(context, z.shape[0]))[0]
-
-    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        r"""The exact log-density of each image: ``(N, C, H, W) -> (N,)``."""
-        z, ladj = self.transform(x, context)
-        return self.base.log_prob(z) + ladj
-
-    def loss(self, batch: Tensor | Sequence[Tensor]) -> Tensor:
-        r"""Mean negative log-likelihood of a batch ``x`` or ``(x, context)``. For a
-        conditional flow, integer class labels of shape ``(N,)`` are one-hot encoded."""
-        if isinstance(batch, Tensor):
-            return -self.log_prob(batch).mean()
-        if len(batch) == 1 or not self.context_features:
-            return -self.log_prob(batch[0]).mean()
-        x, c = batch[0], batch[1]
-        if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
-            c = nn.functional.one_hot(c.long(), self.context_features)
-        return -self.log_prob(x, c).mean()
-
-    def _draw(
-        self, n: int, context: Tensor | None, temperature: float
-    ) -> tuple[Tensor, Tensor | None, tuple[int, ...]]:
-        return draw_base(self, n, context, temperature)
-
-    def rsample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
-        r"""Like :meth:`sample`, but differentiable with respect to the parameters."""
-        z, c, lead = self._draw(n, context, temperature)
-        return self._decode(z, c)[0].reshape(*lead, *self.event_shape)
-
-    def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
-        r"""Draw ``n`` images ``(n, C, H, W)``, or ``(M, n, C, H, W)`` given an ``(M, K)``
-        context. ``temperature`` :math:`T` scales every prior's standard deviation (Glow)."""
-        with torch.no_grad():
-            return self.rsample(n, context, temperature)
-
-    def sample_and_log_prob(
-        self, n: int, context: Tensor | None = None, temperature: float = 1.0
-    ) -> tuple[Tensor, Tensor]:
-        r"""Samples and the model's log-density at them, in one pass: ``(n, C, H, W)`` and
-        ``(n,)`` (with a leading ``M`` for ``M`` context rows)."""
-        z, c, lead = self._draw(n, context, temperature)
-        x, ladj_inv = self._decode(z, c)
-        log_p = self.base.log_prob(z) - ladj_inv
-        return x.reshape(*lead, *self.event_shape), log_p.reshape(lead)
+    @property
+    def latent_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        r"""The ``(C, H, W)`` of each part of the latent, in the order of :meth:`transform`."""
+        return self.layers.latent_shapes
 
     def extra_repr(self) -> str:
         return (
@@ -270,4 +265,4 @@ class MultiscaleFlow(nn.Module):
         )
 
 
-__all__ = ["GaussianPrior", "MultiscaleFlow"]
+__all__ = ["GaussianPrior", "Multiscale", "MultiscaleFlow", "check_image_shape"]
