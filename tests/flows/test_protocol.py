@@ -1,8 +1,9 @@
 """The model protocol (tractable.protocol) on every flow builder: vector flows, image flows and
-FFJORD."""
+FFJORD; the builders' published signatures."""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -108,6 +109,42 @@ def test_continuous_flow_reports_its_evaluations() -> None:
     log = model.extra_log()
     cnfs = [m for m in model.modules() if isinstance(m, CNF)]
     assert log["nfe_forward"] == 16 * len(cnfs) and log["nfe_backward"] > 0
+
+
+def test_builders_publish_every_option() -> None:
+    # the model registry reads the options a user may pass with -o NAME=VALUE from the signature
+    builders = [*tr.flows.BUILDERS.values(), *IMAGE_BUILDERS.values(), FFJORD]
+    for builder in builders:
+        kinds = {p.kind for p in inspect.signature(builder).parameters.values()}
+        assert not kinds & {inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL}
+    shared = ["features", "context", "transforms", "hidden", "activation"]
+    assert list(inspect.signature(tr.flows.MAF).parameters)[:5] == shared
+    assert "embedding" in inspect.signature(tr.flows.NSF).parameters
+    assert "activation" not in inspect.signature(tr.flows.Planar).parameters
+    ffjord = inspect.signature(FFJORD).parameters
+    cnf = list(inspect.signature(CNF).parameters)[1:]
+    assert set(cnf) <= set(ffjord)
+    assert all(
+        ffjord[name].default == inspect.signature(CNF).parameters[name].default for name in cnf
+    )
+
+
+def test_builders_bind_their_arguments() -> None:
+    flow = tr.flows.MAF(3, 0, 2, (8,), "tanh", seed=4)
+    assert (
+        len([m for m in flow.modules() if isinstance(m, tr.transforms.MaskedAutoregressive)]) == 2
+    )
+    with pytest.raises(TypeError, match="MAF: got an unexpected keyword argument 'bins'"):
+        tr.flows.MAF(2, bins=3)
+    with pytest.raises(TypeError, match="FFJORD: got an unexpected keyword argument 'solvr'"):
+        FFJORD(2, solvr="rk4")
+    flow = FFJORD(2, hidden=(4,), blocks=2, solver="euler", steps=3, kinetic=0.5, adjoint=False)
+    cnfs = [m for m in flow.modules() if isinstance(m, CNF)]
+    assert [(c.solver, c.steps, c.kinetic, c.adjoint) for c in cnfs] == [
+        ("euler", 3, 0.5, False)
+    ] * 2
+    with pytest.raises(ValueError, match="steps: required for the fixed-step solver"):
+        FFJORD(2, solver="rk4")
 
 
 # -- MultiscaleFlow is a Flow; checkpoints from before still load -------------------------------

@@ -11,13 +11,16 @@ world of Jacobian and kinetic regularization". The training loss is
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .._validation import check_positive_int
 from ..flows.base import Flow
+from ..flows.builders import with_options
 from ..nn.dynamics import ODEMLP
 from ..transforms.base import Compose
 from .cnf import CNF
@@ -117,25 +120,19 @@ class ContinuousFlow(Flow):
         return log
 
 
+# the keyword options of CNF (all but the dynamics network), which FFJORD passes to every block
+CNF_OPTIONS = tuple(inspect.signature(CNF).parameters.values())[1:]
+
+
+@with_options(dict, after=CNF_OPTIONS)
 def FFJORD(  # noqa: N802 (a builder named like the model it builds)
+    cnf_options: dict[str, Any],
     features: int,
     context: int = 0,
     hidden: Sequence[int] = (64, 64),
     blocks: int = 1,
-    T: float = 1.0,
-    learn_T: bool = False,
-    solver: str = "dopri5",
-    atol: float = 1e-5,
-    rtol: float = 1e-5,
-    steps: int | None = None,
-    adjoint: bool = True,
-    divergence: str = "hutchinson",
-    eval_divergence: str | None = "exact",
-    noise: str = "gaussian",
     layer: str = "concatsquash",
     activation: str = "softplus",
-    kinetic: float = 0.0,
-    jacobian: float = 0.0,
 ) -> ContinuousFlow:
     r"""Build FFJORD: ``blocks`` CNFs, each with its own :class:`~tractable.nn.ODEMLP` field,
     on :math:`\mathcal{N}(0, I)`.
@@ -143,9 +140,12 @@ def FFJORD(  # noqa: N802 (a builder named like the model it builds)
     .. math:: \log p(x \mid c) = \log \mathcal{N}(z; 0, I) + \sum_k \int_0^T
               \operatorname{tr} \frac{\partial f_k}{\partial z}\,\mathrm{d}t
 
-    The arguments are those of :class:`~tractable.nn.ODEMLP` (``hidden``, ``layer``,
-    ``activation``) and of :class:`CNF` (the rest). Training mode uses ``divergence``
-    (Hutchinson by default); evaluation mode uses ``eval_divergence`` (exact by default, ``D``
+    ``hidden``, ``layer`` and ``activation`` are those of :class:`~tractable.nn.ODEMLP`. Every
+    keyword option of :class:`CNF` (``T``, ``learn_T``, ``solver``, ``atol``, ``rtol``,
+    ``steps``, ``adjoint``, ``divergence``, ``eval_divergence``, ``noise``, ``kinetic``,
+    ``jacobian``, ``options``) is an option of this builder too, with the same default and
+    meaning, and goes to every block. Training mode uses ``divergence`` (Hutchinson by
+    default); evaluation mode uses ``eval_divergence`` (exact by default, ``D``
     vector-Jacobian products per evaluation: fine for tabular data, slow for images). For a
     context embedding network, assemble :class:`ContinuousFlow` directly.
 
@@ -161,24 +161,10 @@ def FFJORD(  # noqa: N802 (a builder named like the model it builds)
     check_positive_int(features, "features")
     check_positive_int(blocks, "blocks")
     cnfs = [
-        CNF(
-            ODEMLP(features, context, hidden, layer, activation),
-            T=T,
-            learn_T=learn_T,
-            solver=solver,
-            atol=atol,
-            rtol=rtol,
-            steps=steps,
-            adjoint=adjoint,
-            divergence=divergence,
-            eval_divergence=eval_divergence,
-            noise=noise,
-            kinetic=kinetic,
-            jacobian=jacobian,
-        )
+        CNF(ODEMLP(features, context, hidden, layer, activation), **cnf_options)
         for _ in range(blocks)
     ]
     return ContinuousFlow(Compose(cnfs), event_shape=(features,), context=context)
 
 
-__all__ = ["FFJORD", "ContinuousFlow", "total_nfe", "reset_nfe", "rnode_penalty"]
+__all__ = ["CNF_OPTIONS", "FFJORD", "ContinuousFlow", "total_nfe", "reset_nfe", "rnode_penalty"]
