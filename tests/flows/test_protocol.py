@@ -1,5 +1,5 @@
 """The model protocol (tractable.protocol) on every flow builder: vector flows, image flows and
-FFJORD; the builders' published signatures."""
+FFJORD; the builders' published signatures; the default number of image-flow levels."""
 
 from __future__ import annotations
 
@@ -145,6 +145,38 @@ def test_builders_bind_their_arguments() -> None:
     ] * 2
     with pytest.raises(ValueError, match="steps: required for the fixed-step solver"):
         FFJORD(2, solver="rk4")
+
+
+# -- image flows: the default number of levels -------------------------------------------------
+@pytest.mark.parametrize(
+    ("builder", "shape", "levels"),
+    [
+        (Glow, (1, 28, 28), 2),
+        (Glow, (1, 8, 8), 3),
+        (Glow, (3, 6, 10), 1),
+        (Glow, (1, 5, 5), 1),
+        (MultiscaleRealNVP, (1, 28, 28), 3),
+        (MultiscaleRealNVP, (1, 8, 8), 3),
+        (MultiscaleRealNVP, (1, 4, 2), 2),
+    ],
+)
+def test_default_levels_are_the_most_that_fit(builder, shape: tuple, levels: int) -> None:
+    if builder is Glow and shape == (1, 5, 5):
+        # odd sides: not even one squeeze fits, and the error says so
+        with pytest.raises(ValueError, match="levels: 1 levels squeeze the image 1 times"):
+            builder(shape)
+        return
+    flow = builder(shape)  # every option at its default
+    assert len(flow.stages) == levels
+    x = torch.rand(2, *shape)
+    log_p = flow.log_prob(x)
+    assert log_p.shape == (2,) and torch.isfinite(log_p).all()
+    assert flow.sample(1).shape == (1, *shape)
+
+
+def test_explicit_levels_that_do_not_fit_are_an_error() -> None:
+    with pytest.raises(ValueError, match="levels: 3 levels squeeze the image 3 times.*at most 2"):
+        Glow((1, 28, 28), levels=3, depth=1, hidden=4)
 
 
 # -- MultiscaleFlow is a Flow; checkpoints from before still load -------------------------------

@@ -25,11 +25,17 @@ from .multiscale import GaussianPrior, MultiscaleFlow, check_image_shape
 
 
 # -- builders --------------------------------------------------------------------------------
-def _check_levels(shape: tuple[int, int, int], levels: int, squeezes: int) -> None:
+def _squeezes_that_fit(shape: tuple[int, int, int]) -> int:
+    r"""How many times an image of ``shape`` can be squeezed: H and W stay divisible by 2."""
     _, h, w = shape
     fit = 0
     while h % 2 ** (fit + 1) == 0 and w % 2 ** (fit + 1) == 0:
         fit += 1
+    return fit
+
+
+def _check_levels(shape: tuple[int, int, int], levels: int, squeezes: int) -> None:
+    fit = _squeezes_that_fit(shape)
     if squeezes > fit:
         raise ValueError(
             f"levels: {levels} levels squeeze the image {squeezes} times, which needs H and W "
@@ -39,7 +45,7 @@ def _check_levels(shape: tuple[int, int, int], levels: int, squeezes: int) -> No
 
 def Glow(  # noqa: N802
     shape: Sequence[int],
-    levels: int = 3,
+    levels: int | None = None,
     depth: int = 8,
     hidden: int = 256,
     context: int = 0,
@@ -55,9 +61,10 @@ def Glow(  # noqa: N802
     is ``"affine"`` (log-scale softly bounded by ``scale_bound``) or ``"additive"``; ``lu``
     picks :func:`~tractable.transforms.image.InvConv1x1LU` over the plain
     :class:`~tractable.transforms.image.InvConv1x1`. The coupling networks are
-    :class:`~tractable.nn.ConvResNet` s of width ``hidden`` with ``blocks``
-    residual blocks. ``H`` and ``W`` must be divisible by :math:`2^{\text{levels}}`: a
-    ``(1, 28, 28)`` MNIST image allows 2 levels, an ``(1, 8, 8)`` digit 3.
+    :class:`~tractable.nn.ConvResNet` s of width ``hidden`` with ``blocks`` residual blocks.
+    ``H`` and ``W`` must be divisible by :math:`2^{\text{levels}}`; ``levels=None`` (the
+    default) takes the most levels that fit, at least 1: 2 for a ``(1, 28, 28)`` MNIST image,
+    3 for an ``(1, 8, 8)`` digit.
 
     Example:
         >>> import torch
@@ -66,6 +73,8 @@ def Glow(  # noqa: N802
         torch.Size([2, 1, 8, 8])
     """
     shape = check_image_shape(shape)
+    if levels is None:
+        levels = max(1, _squeezes_that_fit(shape))
     check_positive_int(levels, "levels")
     check_positive_int(depth, "depth")
     if coupling not in ("affine", "additive"):
@@ -92,7 +101,7 @@ def Glow(  # noqa: N802
 
 def MultiscaleRealNVP(  # noqa: N802
     shape: Sequence[int],
-    levels: int = 3,
+    levels: int | None = None,
     depth: int = 3,
     hidden: int = 64,
     context: int = 0,
@@ -106,7 +115,9 @@ def MultiscaleRealNVP(  # noqa: N802
     with alternating channel masks and factors out half of the channels; the last level runs
     ``depth + 1`` checkerboard couplings. ``norm`` (``"act"``, ``"batch"`` or ``None``) puts
     an ActNorm or batch-normalization layer before each coupling. The image is squeezed
-    ``levels - 1`` times: a ``(1, 28, 28)`` image allows 3 levels.
+    ``levels - 1`` times and the last level needs at least 2 pixels; ``levels=None`` (the
+    default) takes the most levels that fit: 3 for a ``(1, 28, 28)`` image and for an
+    ``(1, 8, 8)`` digit.
 
     Example:
         >>> import torch
@@ -116,6 +127,10 @@ def MultiscaleRealNVP(  # noqa: N802
         torch.Size([4])
     """
     shape = check_image_shape(shape)
+    if levels is None:
+        levels = 1 + _squeezes_that_fit(shape)
+        while levels > 1 and (shape[1] >> (levels - 1)) * (shape[2] >> (levels - 1)) < 2:
+            levels -= 1
     check_positive_int(levels, "levels")
     check_positive_int(depth, "depth")
     norm_layers(norm, 1)
