@@ -172,14 +172,14 @@ def test_vae_with_estimators(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "digits-binary",
             "--steps",
             "5",
-            "--prior",
-            "mog",
-            "--objective",
-            "iwae",
-            "--k",
-            "3",
-            "--latent",
-            "4",
+            "-o",
+            "prior=mog",
+            "-o",
+            "objective=iwae",
+            "-o",
+            "k=3",
+            "-o",
+            "latent=4",
             "-o",
             "hidden=[16]",
             "--out",
@@ -234,8 +234,8 @@ def test_image_flow_and_ffjord(tmp_path: Path, capsys: pytest.CaptureFixture[str
     for name in ("samples.png", "samples_t0.7.png", "interpolation.png", "training_curves.png"):
         assert (run_dir / name).is_file(), name
     # discrete images reach image flows in logit space with RealNVP's lambda by default
-    dataset = json.loads((run_dir / "config.json").read_text())["data"]["dataset"]
-    assert dataset["options"]["logit"] == 0.05
+    stored = json.loads((run_dir / "config.json").read_text())["data"]
+    assert stored["preprocess"]["logit"] == 0.05 and stored["preprocess"]["dequantize"]
     code, stdout, _ = run(
         [
             "train",

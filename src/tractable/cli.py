@@ -1,7 +1,8 @@
 r"""The command line: ``tractable train | eval | sample | plot | list | compare | score |
 features``.
 
-Every command works on run directories (see :mod:`tractable.runs`). Errors in what the user
+Every command works on run directories through :class:`tractable.runs.Run`; model-specific
+settings go through ``-o KEY=VALUE`` (see ``tractable list``). Errors in what the user
 typed are reported on one line, without a traceback (set ``TRACTABLE_DEBUG=1`` for one).
 """
 
@@ -15,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .protocol import ESTIMATORS
 
 CONFIG_KEYS = {
     "model",
@@ -98,9 +101,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = _read_config(args.config) if args.config else {}
         options = {**cfg.get("options", {}), **_pairs(args.option, "--option")}
-        for flag in ("prior", "objective", "k", "decoder", "posterior", "latent"):
-            if getattr(args, flag) is not None:
-                options[flag] = getattr(args, flag)
         settings = {
             "model": args.model or cfg.get("model", runs.DEFAULT_MODEL),
             "data": args.data or cfg.get("data", runs.DEFAULT_DATA),
@@ -137,11 +137,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"model: {metrics.get('model')} ({metrics.get('params')} parameters) on "
         f"{metrics.get('data')}, {metrics.get('steps')} steps in "
         f"{metrics.get('train_seconds', 0):.1f} s",
-        f"test NLL: {_fmt(metrics.get('test_nll'), metrics.get('test_nll_se'))} nats/example "
-        f"({metrics.get('test_estimator')})",
     ]
+    if metrics.get("test_nll") is not None:
+        lines.append(
+            f"test NLL: {_fmt(metrics['test_nll'], metrics.get('test_nll_se'))} nats/example "
+            f"({metrics.get('test_estimator')}, {metrics.get('test_estimate_kind')})"
+        )
+    else:
+        lines.append("test NLL: not defined (the model has no likelihood)")
     if metrics.get("test_bpd") is not None:
         lines.append(f"test bits/dim: {_fmt(metrics['test_bpd'], metrics.get('test_bpd_se'))}")
+    if metrics.get("test_nll_conditional") is not None:
+        lines.append(
+            "test NLL given the class: "
+            f"{_fmt(metrics['test_nll_conditional'], metrics.get('test_nll_conditional_se'))}"
+        )
     if metrics.get("nonfinite_steps"):
         lines.append(f"skipped non-finite steps: {metrics['nonfinite_steps']}")
     for p in metrics.get("plots", []):
@@ -151,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import runs
+    from .runs import Run
 
     if args.k is not None and args.k < 1:
         raise ValueError(f"--k: expected an int >= 1, got {args.k}")
@@ -160,30 +170,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for flag in ("n", "extractor"):
         if getattr(args, flag) is not None:
             raise ValueError(f"--{flag}: applies to sample metrics; add --metrics LIST")
-    result = runs.evaluate_run(args.run_dir, args.split, args.estimator, args.k)
+    run = Run.load(args.run_dir)
+    result = run.estimate(args.split, method=args.estimator, k=args.k)
+    if args.estimator is None and args.k is None:
+        run.record(result)
+    else:
+        tag = f"{args.estimator or 'default'}" + (f"-{args.k}" if args.k else "")
+        evaluations = dict(run.metrics().get("evaluations", {}))
+        evaluations[f"{args.split}:{tag}"] = result
+        run.record({"evaluations": evaluations})
     s = args.split
     lines = [
         f"{s} NLL: {_fmt(result[f'{s}_nll'], result[f'{s}_nll_se'])} nats/example "
-        f"({result.get(f'{s}_estimator')}"
+        f"({result.get(f'{s}_estimator')}, {result.get(f'{s}_estimate_kind')}"
         + (f", k={result[f'{s}_k']}" if f"{s}_k" in result else "")
         + ")"
     ]
     if result.get(f"{s}_bpd") is not None:
         lines.append(f"{s} bits/dim: {_fmt(result[f'{s}_bpd'], result.get(f'{s}_bpd_se'))}")
+    if f"{s}_nll_conditional" in result:
+        lines.append(
+            f"{s} NLL given the class: "
+            f"{_fmt(result[f'{s}_nll_conditional'], result[f'{s}_nll_conditional_se'])}"
+        )
     _print(result, args.json, lines)
     return 0
 
 
 def _eval_samples(args: argparse.Namespace) -> int:
-    from . import evaluation
+    from .evaluation import parse_metrics, summary_lines
+    from .runs import Run, evaluate_run
 
-    names = evaluation.parse_metrics(args.metrics)
+    names = parse_metrics(args.metrics)
     if args.estimator is not None or args.k is not None:
         raise ValueError("--estimator/--k: apply to the NLL evaluation, not to --metrics")
     if args.split == "train":
         raise ValueError("--split: sample metrics compare with a held-out split, 'test' or 'val'")
-    result = evaluation.evaluate_samples(
-        args.run_dir,
+    result = evaluate_run(
+        Run.load(args.run_dir),
         names,
         n=args.n,
         split=args.split,
@@ -191,34 +215,41 @@ def _eval_samples(args: argparse.Namespace) -> int:
         seed=args.seed,
         features_root=args.features_dir,
     )
-    _print(result, args.json, evaluation.summary_lines(result))
+    _print(result, args.json, summary_lines(result))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from . import runs
+    from .runs import Run, write_samples
 
     if args.n < 1:
         raise ValueError(f"-n: expected an int >= 1, got {args.n}")
-    x, out = runs.sample_run(args.run_dir, args.n, args.temperature, args.out, args.seed)
+    run = Run.load(args.run_dir)
+    x, out = write_samples(run, args.n, args.temperature, args.out, args.seed)
     print(f"wrote {tuple(x.shape)} samples to {out}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from . import runs
+    from .runs import Run
 
-    for p in runs.plot_run(args.run_dir):
+    for p in Run.load(args.run_dir).plot():
         print(f"plot: {p}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from . import data
-    from .models import MODELS
+    from .registry import MODELS
 
     models = {
-        name: {"input": e.input, "summary": e.summary, "options": e.option_names()}
+        name: {
+            "family": e.family,
+            "input": e.input,
+            "likelihood": e.likelihood,
+            "summary": e.summary,
+            "options": e.option_names(),
+        }
         for name, e in MODELS.items()
     }
     datasets = {name: data.describe(name) for name in data.names()}
@@ -227,7 +258,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print("models (tractable train --model NAME [-o OPTION=VALUE ...]):")
     for name, m in models.items():
-        print(f"  {name:<20} {m['summary']}")
+        print(f"  {name:<20} {m['summary']} [{m['family']}, likelihood {m['likelihood']}]")
         if m["options"]:
             print(f"  {'':<20} options: {', '.join(m['options'])}")
     print("\ndatasets (tractable train --data NAME, or a path to a .csv/.npy/.npz file):")
@@ -248,7 +279,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .anomaly import score_run
+    from .runs import score_run
 
     if args.k is not None and args.k < 1:
         raise ValueError(f"--k: expected an int >= 1, got {args.k}")
@@ -287,7 +318,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from . import features
+    from .evaluation import features
 
     if args.action == "train":
         progress = not args.json and sys.stderr.isatty()
@@ -343,7 +374,8 @@ def parser() -> argparse.ArgumentParser:
         "--option",
         action="append",
         metavar="KEY=VALUE",
-        help="model option, e.g. -o hidden=[64,64] -o transforms=8",
+        help="model option, e.g. -o hidden=[64,64] -o transforms=8, or a VAE's -o prior=mog "
+        "-o decoder=logistic -o objective=iwae -o k=5 (see 'tractable list')",
     )
     t.add_argument(
         "--data-option",
@@ -358,15 +390,6 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="trainer option, e.g. -t schedule=cosine -t patience=5",
     )
-    for flag, text in (
-        ("prior", "VAE prior: normal, mog, vamp, flow"),
-        ("objective", "VAE objective: elbo or iwae"),
-        ("decoder", "VAE decoder"),
-        ("posterior", "VAE posterior: gaussian, iaf"),
-    ):
-        t.add_argument(f"--{flag}", help=text)
-    t.add_argument("--k", type=int, help="VAE importance samples for --objective iwae")
-    t.add_argument("--latent", type=int, help="VAE latent dimension")
     t.add_argument("--json", action="store_true", help="print the metrics as JSON")
     t.set_defaults(func=cmd_train)
 
@@ -375,10 +398,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument(
         "--estimator",
-        choices=("exact", "elbo", "iwae", "is"),
-        help="latent-variable models: elbo, iwae (default) or is",
+        choices=tuple(ESTIMATORS),
+        help="exact (flows), iwae (a VAE's default), importance or elbo; the default is the "
+        "model's own",
     )
-    e.add_argument("--k", type=int, help="importance samples (latent-variable models)")
+    e.add_argument("--k", type=int, help="samples per example of iwae, importance and elbo")
     e.add_argument(
         "--metrics",
         metavar="LIST",
@@ -434,8 +458,8 @@ def parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--out", help="CSV to write (default RUN_DIR/scores-NAME.csv)")
     sc.add_argument("--split", default="test", choices=("train", "val", "test"))
-    sc.add_argument("--estimator", choices=("exact", "elbo", "iwae", "is"))
-    sc.add_argument("--k", type=int, help="importance samples (latent-variable models)")
+    sc.add_argument("--estimator", choices=tuple(ESTIMATORS))
+    sc.add_argument("--k", type=int, help="samples per example of iwae, importance and elbo")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=cmd_score)
 

@@ -254,3 +254,27 @@ def test_nll_to_report_bad_input() -> None:
         nll_to_report(torch.zeros(3), torch.zeros(3), "mnist")
     with pytest.raises(ValueError, match="finite"):
         nll_to_report(torch.tensor([1.0, float("nan")]), torch.zeros(2), prep)
+
+
+def test_discrete_data_on_the_grid_for_models_of_the_mass() -> None:
+    # a VAE with a discretized decoder wants x / (L - 1), neither noise nor a Jacobian, and its
+    # log-probability is already that of the discrete data: no D log L correction
+    p = Preprocessor((3,), "discrete", levels=17, dequantize=False)
+    x = torch.tensor([[0.0, 8.0, 16.0]])
+    y, ladj = p.eval(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y, x / 16)
+    assert float(ladj) == 0.0
+    torch.testing.assert_close(p.train_batch(x), x / 16)
+    torch.testing.assert_close(p.inverse(y + 0.01), x)
+    log_p = torch.tensor([-5.0])
+    torch.testing.assert_close(p.log_likelihood(log_p, ladj), log_p)
+    assert nll_to_report(-log_p, ladj, p)["bpd"] == pytest.approx(5.0 / (3 * math.log(2)))
+    assert Preprocessor.from_dict(p.to_dict()).dequantize is False
+    # the same numbers dequantized: the bin volume L^-D comes off the density
+    q = Preprocessor((3,), "discrete", levels=17)
+    expected = log_p - 3 * math.log(17)
+    torch.testing.assert_close(q.log_likelihood(log_p, torch.zeros(1)), expected)
+    with pytest.raises(ValueError, match="logit: the logit transform needs dequantized data"):
+        Preprocessor((3,), "discrete", levels=17, dequantize=False, logit=0.05)
+    with pytest.raises(ValueError, match="dequantize: only discrete data"):
+        Preprocessor((3,), "continuous", dequantize=False)

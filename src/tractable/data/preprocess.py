@@ -515,6 +515,8 @@ def nll_to_report(nll_model: Tensor, ladj: Tensor, dataset: Any) -> dict[str, An
         )
     if not isinstance(nll_model, Tensor):
         raise TypeError(f"nll_model: expected a torch.Tensor, got {type(nll_model).__name__}")
+    if nll_model.dim() != 1:
+        raise ValueError(f"nll_model: expected shape (N,), got {tuple(nll_model.shape)}")
     nll_x = -prep.log_likelihood(-nll_model.detach().double(), ladj.detach().double())
     dims = prep.dims
     nll, nll_se = mean_and_se(nll_x)

@@ -1,10 +1,9 @@
 r"""The training loop's state and bookkeeping (see :mod:`tractable.train.loop`).
 
-:class:`_Counters` is the JSON part of the trainer state and :class:`_Run` everything one run
+:class:`Counters` is the JSON part of the trainer state and :class:`TrainState` everything one run
 carries; the helpers here are what the loop does besides stepping: validate and early-stop
-(:func:`_validate`), write a log line and the status line (:func:`_log`), write an
-exact-resume checkpoint (:func:`_checkpoint`) and end the run with its summary
-(:func:`_finish`).
+(:func:`validate`), write a log line and the status line (:func:`log_step`), write an
+exact-resume checkpoint (:func:`checkpoint`) and end the run with its summary (:func:`finish`).
 
 Example:
     >>> _duration(42), _duration(75), _duration(7384)
@@ -43,7 +42,7 @@ LogExtra = Callable[[nn.Module, int], Mapping[str, float]]
 
 
 @dataclass
-class _Counters:
+class Counters:
     r"""The JSON part of the trainer state (everything that is not a tensor)."""
 
     step: int = 0
@@ -64,7 +63,7 @@ class _Counters:
 
 
 @dataclass
-class _Run:
+class TrainState:
     model: nn.Module
     train: tuple[Tensor, ...]
     val: tuple[Tensor, ...] | None
@@ -74,7 +73,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     schedule: LRSchedule
     noise: torch.Generator
-    counters: _Counters
+    counters: Counters
     best_weights: dict[str, Tensor] | None
     batch_transform: BatchTransform | None
     val_loss_fn: ValLossFn | None
@@ -85,7 +84,7 @@ class _Run:
     first_seconds: float = 0.0
 
 
-def _validate(run: _Run) -> None:
+def validate(run: TrainState) -> None:
     cfg, c = run.config, run.counters
     assert run.val is not None
     fn = run.val_loss_fn if run.val_loss_fn is not None else model_loss
@@ -95,7 +94,7 @@ def _validate(run: _Run) -> None:
         warnings.warn(f"validation loss at step {c.step} is {val_loss}", stacklevel=3)
     if math.isfinite(val_loss) and val_loss < c.best_val - cfg.min_delta:
         c.best_val, c.best_step, c.evals_since_best = val_loss, c.step, 0
-        _check_finite(run, "best.safetensors")
+        check_finite_run(run, "best.safetensors")
         run.best_weights = {k: v.to("cpu", copy=True) for k, v in model_state(run.model).items()}
         if run.run_dir is not None and run.ctx.is_main:
             blob = tensors_to_bytes(
@@ -109,7 +108,7 @@ def _validate(run: _Run) -> None:
         c.stop_reason = "early_stopping"
 
 
-def _log(run: _Run, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
+def log_step(run: TrainState, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
     c = run.counters
     record: dict[str, Any] = {
         "step": c.step,
@@ -147,7 +146,7 @@ def _log(run: _Run, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
         print(_status_line(run), file=sys.stderr, flush=True)
 
 
-def _status_line(run: _Run) -> str:
+def _status_line(run: TrainState) -> str:
     cfg, c = run.config, run.counters
     done = c.step - run.first_step
     per_step = (c.seconds - run.first_seconds) / done if done > 0 else float("nan")
@@ -171,8 +170,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def _checkpoint(run: _Run, log: Any) -> None:
-    _check_finite(run, "a checkpoint")
+def checkpoint(run: TrainState, log: Any) -> None:
+    check_finite_run(run, "a checkpoint")
     rng = all_gather_objects(capture_globals(), run.ctx)  # a collective: every rank takes part
     if not run.ctx.is_main or run.run_dir is None:
         return
@@ -195,17 +194,17 @@ def _checkpoint(run: _Run, log: Any) -> None:
     )
 
 
-def _check_finite(run: _Run, what: str) -> None:
+def check_finite_run(run: TrainState, what: str) -> None:
     c = run.counters
     check_finite_model(run.model, what, c.step, c.consecutive_nonfinite, c.nonfinite_total)
 
 
-def _finish(run: _Run) -> dict[str, Any]:
+def finish(run: TrainState) -> dict[str, Any]:
     c = run.counters
     restored = run.config.restore_best and run.best_weights is not None
     if restored:
         run.model.load_state_dict(run.best_weights)
-    _check_finite(run, "the final model")
+    check_finite_run(run, "the final model")
     summary = {
         "steps": c.step,
         "stop_reason": c.stop_reason or "completed",

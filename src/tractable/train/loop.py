@@ -35,18 +35,19 @@ from tqdm import tqdm
 
 from .batches import as_parts, derive_seed, fingerprint, permutation, take, to_batch
 from .bookkeeping import (
+    Counters,
     LogExtra,
+    TrainState,
     ValLossFn,
-    _checkpoint,
-    _Counters,
-    _finish,
-    _log,
-    _Run,
-    _validate,
+    checkpoint,
+    finish,
+    log_step,
+    validate,
 )
 from .checkpoint import has_checkpoint, load_latest_checkpoint, remove_stale_temp_files
 from .config import TrainConfig
 from .distributed import (
+    DistContext,
     LossModule,
     all_reduce_sum,
     barrier,
@@ -161,15 +162,9 @@ def fit(
                     "world_size": ctx.world_size,
                 },
             )
-        if ctx.device is not None:
-            model.to(ctx.device)
-        seed_globals(config.seed, ctx.rank)
-        noise = torch.Generator(device=train[0].device)
-        noise.manual_seed(derive_seed(config.seed, "batch_transform"))
-        run = _Run(
-            model, train, val, config, run_path, ctx,
-            make_optimizer(model.parameters(), config), LRSchedule(config), noise, _Counters(),
-            None, batch_transform, val_loss_fn, log_extra, progress,
+        run = _start(
+            model, train, val, config, run_path, ctx, batch_transform=batch_transform,
+            val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
         )  # fmt: skip
         return _loop(run, saved_at=None)
     finally:
@@ -231,15 +226,17 @@ def resume(
     try:
         check_setup(config, train, val, ctx)
         step, weights, state = load_latest_checkpoint(run_path)
+        # the same set-up as fit(), then the checkpoint's state on top of it
+        run = _start(
+            model, train, val, config, run_path, ctx, batch_transform=batch_transform,
+            val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
+        )  # fmt: skip
         model.load_state_dict(weights["model"])
-        if ctx.device is not None:
-            model.to(ctx.device)
-        optimizer = make_optimizer(model.parameters(), config)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule = LRSchedule(config)
-        schedule.load_state_dict(state["schedule"])
-        noise = torch.Generator(device=train[0].device)
-        noise.set_state(state["noise"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.schedule.load_state_dict(state["schedule"])
+        run.noise.set_state(state["noise"])
+        run.counters = Counters(**state["counters"])
+        run.best_weights = weights.get("best")
         if len(state["rng"]) == ctx.world_size:
             restore_globals(state["rng"][ctx.rank])
         else:
@@ -258,17 +255,52 @@ def resume(
                 atomic_write_bytes(run_path / "best.safetensors", blob)
             elif (run_path / "best.safetensors").exists():
                 (run_path / "best.safetensors").unlink()
-        run = _Run(
-            model, train, val, config, run_path, ctx, optimizer, schedule, noise,
-            _Counters(**state["counters"]), weights.get("best"), batch_transform, val_loss_fn,
-            log_extra, progress,
-        )  # fmt: skip
         return _loop(run, saved_at=step)
     finally:
         teardown_distributed(ctx)
 
 
-def _loop(run: _Run, saved_at: int | None) -> dict[str, Any]:
+def _start(
+    model: nn.Module,
+    train: tuple[Tensor, ...],
+    val: tuple[Tensor, ...] | None,
+    config: TrainConfig,
+    run_path: Path | None,
+    ctx: DistContext,
+    *,
+    batch_transform: BatchTransform | None,
+    val_loss_fn: ValLossFn | None,
+    log_extra: LogExtra | None,
+    progress: bool,
+) -> TrainState:
+    r"""A freshly started run: the model on its device, the global generators seeded, a new
+    optimiser, schedule and batch-noise generator, zeroed counters. :func:`resume` loads a
+    checkpoint's state on top of it."""
+    if ctx.device is not None:
+        model.to(ctx.device)
+    seed_globals(config.seed, ctx.rank)
+    noise = torch.Generator(device=train[0].device)
+    noise.manual_seed(derive_seed(config.seed, "batch_transform"))
+    return TrainState(
+        model=model,
+        train=train,
+        val=val,
+        config=config,
+        run_dir=run_path,
+        ctx=ctx,
+        optimizer=make_optimizer(model.parameters(), config),
+        schedule=LRSchedule(config),
+        noise=noise,
+        counters=Counters(),
+        best_weights=None,
+        batch_transform=batch_transform,
+        val_loss_fn=val_loss_fn,
+        log_extra=log_extra,
+        progress=progress,
+    )
+
+
+def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
     cfg, ctx, c, model = run.config, run.ctx, run.counters, run.model
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -337,25 +369,25 @@ def _loop(run: _Run, saved_at: int | None) -> dict[str, Any]:
                 c.step % cfg.eval_every == 0 or c.step == cfg.steps
             )
             if evaluated:
-                _validate(run)
+                validate(run)
             c.seconds = seconds_before + time.perf_counter() - started
             if evaluated or c.step % cfg.log_every == 0 or c.step == cfg.steps:
-                _log(run, log, bar, lr, evaluated)
+                log_step(run, log, bar, lr, evaluated)
             bar.update(1)
             if (
                 run.run_dir is not None
                 and cfg.checkpoint_every
                 and c.step % cfg.checkpoint_every == 0
             ):
-                _checkpoint(run, log)
+                checkpoint(run, log)
                 saved_at = c.step
         if run.run_dir is not None and saved_at != c.step:
-            _checkpoint(run, log)
+            checkpoint(run, log)
     finally:
         bar.close()
         if log is not None:
             log.close()
-    return _finish(run)
+    return finish(run)
 
 
 __all__ = ["DivergenceError", "fit", "resume"]

@@ -12,6 +12,7 @@ import pytest
 
 from tractable import report, runs
 from tractable.cli import main
+from tractable.report.compare import run_labels
 
 TINY = {"hidden": [16], "transforms": 2}
 
@@ -114,9 +115,9 @@ def test_bad_input(trio: list[Path], tmp_path: Path) -> None:
 
 
 def test_labels_are_unique(tmp_path: Path) -> None:
-    assert report._labels([tmp_path / "a", tmp_path / "b"]) == ["a", "b"]
-    assert report._labels([tmp_path / "p" / "run", tmp_path / "q" / "run"]) == ["p/run", "q/run"]
-    assert report._labels([tmp_path / "r", tmp_path / "r"]) == [
+    assert run_labels([tmp_path / "a", tmp_path / "b"]) == ["a", "b"]
+    assert run_labels([tmp_path / "p" / "run", tmp_path / "q" / "run"]) == ["p/run", "q/run"]
+    assert run_labels([tmp_path / "r", tmp_path / "r"]) == [
         f"1:{tmp_path.name}/r",
         f"2:{tmp_path.name}/r",
     ]

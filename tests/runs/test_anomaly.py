@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from tractable import anomaly, runs
+from tractable import runs
 from tractable.cli import main
+from tractable.runs import Run, anomaly
 
 TINY = {"hidden": [16], "transforms": 2}
 
@@ -71,8 +72,8 @@ def test_threshold_is_the_validation_quantile(tmp_path: Path) -> None:
     result = anomaly.score_run(out, "8gaussians", split="val", threshold_quantile=0.1)
     assert result["n"] == 400 and result["n_flagged"] == 40
     assert result["data"] == "8gaussians (val split)" and "auroc" not in result
-    config, net, ds = runs.load_run(out)
-    ll, kind = runs.log_likelihoods(net, ds, config, ds.test)
+    run = Run.load(out)
+    ll, kind = run.log_likelihood(run.dataset.test)
     assert kind == "exact"
     metrics = json.loads((out / "metrics.json").read_text())
     assert -float(ll.mean()) == pytest.approx(metrics["test_nll"], rel=1e-10)
@@ -84,8 +85,9 @@ def test_discrete_log_likelihoods_match_the_reported_nll(tmp_path: Path) -> None
         model="maf", data="digits", steps=5, batch_size=64, out=out, options=TINY,
         progress=False, plots=False,
     )  # fmt: skip
-    config, net, ds = runs.load_run(out)
-    ll, _ = runs.log_likelihoods(net, ds, config, ds.test)
+    run = Run.load(out)
+    ds = run.dataset
+    ll, _ = run.log_likelihood(ds.test)
     metrics = json.loads((out / "metrics.json").read_text())
     # -mean includes D log L: the dequantized NLL bound of metrics.json, not the [0,1] density
     assert -float(ll.mean()) == pytest.approx(metrics["test_nll"], rel=1e-10)
@@ -105,11 +107,12 @@ def test_conditional_runs_are_marginalised(tmp_path: Path) -> None:
         model="maf", data="digits", steps=5, batch_size=64, out=out, options=TINY,
         conditional=True, progress=False, plots=False,
     )  # fmt: skip
-    config, net, ds = runs.load_run(out)
+    run = Run.load(out)
+    net, ds = run.model, run.dataset
     x = ds.test[:5]
-    ll, _ = runs.log_likelihoods(net, ds, config, x)
+    ll, _ = run.log_likelihood(x)
     # by hand: log sum_c p(c) p(x | c), with p(c) the training class frequencies
-    y, ladj = ds.preprocess.eval(x, torch.Generator().manual_seed(runs.EVAL_SEED))
+    y, ladj = run.preprocess.eval(x, torch.Generator().manual_seed(runs.EVAL_SEED))
     prior = torch.bincount(ds.train_labels, minlength=10).double() / ds.train_labels.numel()
     with torch.no_grad():
         joint = (
@@ -118,8 +121,17 @@ def test_conditional_runs_are_marginalised(tmp_path: Path) -> None:
         )
     expected = torch.logsumexp(joint, 1) + ladj - 64 * np.log(17)
     torch.testing.assert_close(ll, expected)
-    draws = runs.draw_samples(net, ds, config, 25, seed=3)
+    draws = run.sample(25, seed=3, per_class=False)
     assert draws.shape == (25, 64)
+    # metrics.json: the marginal NLL under test_nll (what score and compare use), the NLL given
+    # the true class under its own key (they were one and the same key before)
+    metrics = json.loads((out / "metrics.json").read_text())
+    full, _ = run.log_likelihood(ds.test)
+    assert metrics["test_nll"] == pytest.approx(-float(full.mean()), rel=1e-10)
+    given, _ = run.log_likelihood(ds.test, labels=ds.test_labels)
+    assert metrics["test_nll_conditional"] == pytest.approx(-float(given.mean()), rel=1e-10)
+    assert metrics["test_nll_conditional"] != pytest.approx(metrics["test_nll"], abs=1e-3)
+    assert "test_bpd_conditional" in metrics
 
 
 def test_bad_input(gaussian_run: Path, planted: Path, tmp_path: Path) -> None:

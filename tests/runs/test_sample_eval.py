@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from tractable import evaluation, features, runs
+from tractable import evaluation, runs
 from tractable.cli import main
+from tractable.evaluation import features
+from tractable.evaluation import functions as fn
+from tractable.runs import Run
 
 SMALL = {"n_val": 400, "n_test": 400}
 TINY = {"hidden": [16], "transforms": 2}
@@ -32,6 +35,10 @@ def _train(out: Path, data: str, **kw: object) -> Path:
     opts.update(kw)
     runs.train_run(**opts)
     return out
+
+
+def evaluate(run_dir: Path, metrics: str, **kw: object) -> dict:
+    return runs.evaluate_run(Run.load(run_dir), metrics, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def test_parse_metrics() -> None:
 def test_mixture_target_density_integrates_to_one() -> None:
     # the exact targets of the kl metric are normalised densities
     for name, std in (("8gaussians", 0.5 / 1.414), ("grid25", 0.05)):
-        log_p = evaluation._mixture_log_density(name, std)
+        log_p = fn.mixture_log_density(name, std)
         h = std / 2  # the midpoint rule is exact to ~exp(-2 pi^2 std^2 / h^2) on a Gaussian
         ticks = torch.arange(-5.0, 5.0, h, dtype=torch.float64) + h / 2
         gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
@@ -73,27 +80,27 @@ def test_kde_on_grid_matches_the_exact_sum() -> None:
     data = torch.randn(300, 2, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.3])
     h = torch.tensor([0.2, 0.05], dtype=torch.float64)
     bounds = [(-5.0, 5.0), (-2.0, 2.0)]
-    log_p = evaluation._kde_grid_density(data, h, bounds, 60)
+    log_p = fn.kde_grid_density(data, h, bounds, 60)
     centres = [
         lo + (torch.arange(60, dtype=torch.float64) + 0.5) * (hi - lo) / 60 for lo, hi in bounds
     ]
     gx, gy = torch.meshgrid(*centres, indexing="ij")
     grid = torch.stack([gx.flatten(), gy.flatten()], 1)
-    exact = evaluation._kde_logsumexp(grid, data, h)
+    exact = fn.kde_logsumexp(grid, data, h)
     # far corners underflow the separable product and are recomputed: all finite, all exact
     assert torch.isfinite(log_p(grid)).all()
     torch.testing.assert_close(log_p(grid), exact, rtol=0, atol=1e-9)
     off = grid[:50] + 0.013  # points off the grid are evaluated exactly
-    torch.testing.assert_close(log_p(off), evaluation._kde_logsumexp(off, data, h))
+    torch.testing.assert_close(log_p(off), fn.kde_logsumexp(off, data, h))
     # likelihood cross-validation picks a factor from the list
-    h_cv, factor = evaluation._kde(data, data.flip(0), seed=0)
-    assert factor in evaluation._KDE_FACTORS and h_cv.shape == (2,)
+    h_cv, factor = fn.kde(data, data.flip(0), seed=0)
+    assert factor in fn.KDE_FACTORS and h_cv.shape == (2,)
 
 
 @pytest.mark.slow
 def test_toy_metrics_are_stored(toy_runs: dict[str, Path]) -> None:
     run = toy_runs["8gaussians"]
-    result = evaluation.evaluate_samples(run, "modes,kl,wasserstein,pca,fid,prd,birthday", n=600)
+    result = evaluate(run, "modes,kl,wasserstein,pca,fid,prd,birthday", n=600)
     assert result["n_samples"] == 600 and result["extractor"]["name"] == "raw"
     modes = result["modes"]
     assert modes["n_modes"] == 8 and 0 <= modes["modes_captured"] <= 8
@@ -110,24 +117,25 @@ def test_toy_metrics_are_stored(toy_runs: dict[str, Path]) -> None:
     assert stored["modes"] == json.loads(json.dumps(modes))
     assert "test_nll" in json.loads((run / "metrics.json").read_text())
     # a later evaluation adds to what is stored
-    evaluation.evaluate_samples(run, "pca", n=200)
+    evaluate(run, "pca", n=200)
     stored = json.loads((run / "metrics.json").read_text())["sample_metrics"]
     assert stored["kl"]["n_samples"] == 600 and stored["pca"]["n_samples"] == 200
 
 
 def test_a_perfect_sampler_scores_near_its_floor(toy_runs: dict[str, Path]) -> None:
     # samples drawn from the data distribution itself: W1 and FID match their floors
-    e = evaluation._Eval(toy_runs["8gaussians"], 400, "test", 0)
+    run = Run.load(toy_runs["8gaussians"])
+    e = evaluation.Comparison(run.sample(400, per_class=False), run.dataset, "test", 0)
     e.samples = e.floor.clone()
     e.set_extractor("raw", None)
-    w = evaluation._wasserstein(e)
+    w = fn.wasserstein(e)
     assert w["w1"] == pytest.approx(w["floor"], rel=1e-9)
-    fid = evaluation._fid(e)
+    fid = fn.fid(e)
     assert fid["value"] == pytest.approx(fid["floor"], rel=1e-9)
 
 
 def test_moons_skips_modes_and_uses_a_kde(toy_runs: dict[str, Path]) -> None:
-    result = evaluation.evaluate_samples(toy_runs["moons"], "modes,kl,is", n=300, write=False)
+    result = evaluate(toy_runs["moons"], "modes,kl,is", n=300, write=False)
     assert "modes" not in result and "is" not in result
     assert any("no point modes" in note for note in result["notes"])
     assert any("Inception Score needs a classifier" in note for note in result["notes"])
@@ -137,7 +145,7 @@ def test_moons_skips_modes_and_uses_a_kde(toy_runs: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_image_metrics_with_a_classifier(digits_run: tuple[Path, Path]) -> None:
     run, root = digits_run
-    result = evaluation.evaluate_samples(run, "all", n=200, features_root=root)
+    result = evaluate(run, "all", n=200, features_root=root)
     assert result["extractor"]["name"] == "classifier:digits"
     for name in ("fid", "kid", "prd", "is"):
         assert result[name]["extractor"] == "classifier:digits"
@@ -146,7 +154,7 @@ def test_image_metrics_with_a_classifier(digits_run: tuple[Path, Path]) -> None:
     assert abs(sum(result["modes"]["class_fractions"]) - 1) < 1e-12
     assert Path(result["birthday"]["plot"]).is_file() and result["birthday"]["batch"] == 179
     assert "kl" not in result and "wasserstein" not in result
-    pixels = evaluation.evaluate_samples(
+    pixels = evaluate(
         run, "fid", n=200, extractor="raw", features_root=root, write=False
     )
     assert pixels["extractor"]["name"] == "raw" and pixels["fid"]["extractor"] == "raw"
@@ -162,23 +170,22 @@ def test_binary_vae_samples_are_binary(tmp_path: Path) -> None:
         steps=5,
         options={"latent": 4, "hidden": [16]},
     )
-    config, net, ds = runs.load_run(run)
-    x = runs.draw_samples(net, ds, config, 50, seed=1)
+    x = Run.load(run).sample(50, seed=1, per_class=False)
     assert x.shape == (50, 64) and set(torch.unique(x).tolist()) <= {0.0, 1.0}
-    result = evaluation.evaluate_samples(run, "birthday,pca", n=100, write=False)
+    result = evaluate(run, "birthday,pca", n=100, write=False)
     assert result["birthday"]["batch"] == 100
 
 
 def test_bad_input(toy_runs: dict[str, Path], tmp_path: Path) -> None:
     run = toy_runs["8gaussians"]
     with pytest.raises(ValueError, match="n: expected an int >= 10"):
-        evaluation.evaluate_samples(run, "pca", n=5)
+        evaluate(run, "pca", n=5)
     with pytest.raises(ValueError, match="split: expected 'test' or 'val'"):
-        evaluation.evaluate_samples(run, "pca", split="train")
+        evaluate(run, "pca", split="train")
     with pytest.raises(ValueError, match="extractor: 'classifier' embeds images"):
-        evaluation.evaluate_samples(run, "fid", extractor="classifier", n=100)
+        evaluate(run, "fid", extractor="classifier", n=100)
     with pytest.raises(FileNotFoundError, match="holds no run"):
-        evaluation.evaluate_samples(tmp_path, "pca")
+        evaluate(tmp_path, "pca")
 
 
 def test_missing_classifier_says_how_to_train_it(
@@ -186,7 +193,7 @@ def test_missing_classifier_says_how_to_train_it(
 ) -> None:
     run, _ = digits_run
     with pytest.raises(FileNotFoundError, match="tractable features train --data digits"):
-        evaluation.evaluate_samples(run, "fid", n=50, features_root=tmp_path / "empty")
+        evaluate(run, "fid", n=50, features_root=tmp_path / "empty")
 
 
 def test_cli(toy_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

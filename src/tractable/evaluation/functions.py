@@ -1,32 +1,29 @@
-r"""The metric computations of :mod:`tractable.evaluation` (which says which metric applies to
-which data): one function per name in :data:`~tractable.evaluation.METRICS`, each taking the
-shared evaluation state (samples, reference and floor splits, features) and returning a
-JSON-ready dict, or a string that says why the metric was skipped; and the target densities
-of ``kl``, the exact mixture density of a toy or a Gaussian KDE of the reference split.
+r"""The metric computations of :mod:`tractable.evaluation.samples` (which says which metric
+applies to which data): one function per name in :data:`FUNCTIONS`, each taking the shared
+:class:`~tractable.evaluation.state.Comparison` (samples, reference and floor splits, features)
+and returning a JSON-ready dict, or a string that says why the metric was skipped; and the
+target densities of ``kl``, the exact mixture density of a toy or a Gaussian KDE of the
+reference split.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from . import metrics as tm
-from . import runs
-from .data import toy_modes
+from .. import metrics as tm
+from ..data import toy_modes
+from .state import Comparison
 
-if TYPE_CHECKING:
-    from .evaluation import _Eval
-
-
-_MIXTURE_STD = {"8gaussians": 0.5 / 1.414, "grid25": 0.05}
+MIXTURE_STD = {"8gaussians": 0.5 / 1.414, "grid25": 0.05}
 
 
-def _mixture_log_density(name: str, std: float):  # noqa: ANN202
+def mixture_log_density(name: str, std: float):  # noqa: ANN202
     centres = torch.as_tensor(toy_modes(name), dtype=torch.float64)
     const = -math.log(2 * math.pi * std**2) - math.log(centres.shape[0])
 
@@ -37,10 +34,10 @@ def _mixture_log_density(name: str, std: float):  # noqa: ANN202
     return log_p
 
 
-_KDE_FACTORS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0)
+KDE_FACTORS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0)
 
 
-def _kde_logsumexp(points: Tensor, data: Tensor, h: Tensor, chunk: int = 1024) -> Tensor:
+def kde_logsumexp(points: Tensor, data: Tensor, h: Tensor, chunk: int = 1024) -> Tensor:
     r"""Exact log of the Gaussian KDE of ``data`` ``(n, 2)`` with bandwidths ``h`` at
     ``points`` ``(G, 2)``."""
     n, d = data.shape
@@ -53,19 +50,19 @@ def _kde_logsumexp(points: Tensor, data: Tensor, h: Tensor, chunk: int = 1024) -
     return torch.cat(out)
 
 
-def _kde(ref: Tensor, held_out: Tensor, seed: int) -> tuple[Tensor, float]:
+def kde(ref: Tensor, held_out: Tensor, seed: int) -> tuple[Tensor, float]:
     r"""Bandwidths ``(2,)``: Scott's rule :math:`\sigma_j n^{-1/6}` times the factor in
-    ``_KDE_FACTORS`` with the highest mean log-density of (up to 1,000 of) ``held_out``
+    ``KDE_FACTORS`` with the highest mean log-density of (up to 1,000 of) ``held_out``
     (likelihood cross-validation). Returns the bandwidths and the factor."""
     scott = ref.std(dim=0) * ref.shape[0] ** (-1.0 / 6.0)
     g = torch.Generator().manual_seed(seed)
     check = held_out[torch.randperm(held_out.shape[0], generator=g)[:1000]]
-    scores = [float(_kde_logsumexp(check, ref, f * scott).mean()) for f in _KDE_FACTORS]
-    best = _KDE_FACTORS[int(np.argmax(scores))]
+    scores = [float(kde_logsumexp(check, ref, f * scott).mean()) for f in KDE_FACTORS]
+    best = KDE_FACTORS[int(np.argmax(scores))]
     return best * scott, best
 
 
-def _kde_grid_density(data: Tensor, h: Tensor, bounds: list[tuple[float, float]], res: int):  # noqa: ANN202
+def kde_grid_density(data: Tensor, h: Tensor, bounds: list[tuple[float, float]], res: int):  # noqa: ANN202
     r"""The log KDE on the cell centres of ``grid_divergences``'s grid, by the separable sum
     :math:`\sum_i k(g_a - x_{i1}) k(g_b - x_{i2}) = (A B^\top)_{ab}` (one matrix product);
     cells where that underflows are recomputed exactly. Returns a callable for
@@ -84,7 +81,7 @@ def _kde_grid_density(data: Tensor, h: Tensor, bounds: list[tuple[float, float]]
     low = s < 1e-200
     if bool(low.any()):
         i, j = torch.nonzero(low, as_tuple=True)
-        grid[i, j] = _kde_logsumexp(torch.stack([centres[0][i], centres[1][j]], 1), data, h)
+        grid[i, j] = kde_logsumexp(torch.stack([centres[0][i], centres[1][j]], 1), data, h)
     steps = torch.tensor([(hi - lo) / res for lo, hi in bounds], dtype=torch.float64)
     origin = torch.tensor([lo for lo, _ in bounds], dtype=torch.float64)
 
@@ -95,13 +92,13 @@ def _kde_grid_density(data: Tensor, h: Tensor, bounds: list[tuple[float, float]]
         out = torch.empty(p.shape[0], dtype=torch.float64)
         out[on_grid] = grid[index[on_grid, 0], index[on_grid, 1]]
         if not bool(on_grid.all()):
-            out[~on_grid] = _kde_logsumexp(p[~on_grid], data, h)
+            out[~on_grid] = kde_logsumexp(p[~on_grid], data, h)
         return out
 
     return log_p
 
 
-def _fid(e: _Eval) -> dict[str, Any]:
+def fid(e: Comparison) -> dict[str, Any]:
     f = e.feats
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -114,7 +111,7 @@ def _fid(e: _Eval) -> dict[str, Any]:
     return out
 
 
-def _kid(e: _Eval) -> dict[str, Any]:
+def kid(e: Comparison) -> dict[str, Any]:
     f = e.feats
     size = min(1000, *(v.shape[0] for k, v in f.items() if not k.endswith("probs")))
     out = tm.kid(f["samples"], f["ref"], subsets=50, subset_size=size, seed=e.seed)
@@ -122,7 +119,7 @@ def _kid(e: _Eval) -> dict[str, Any]:
     return {"mean": out.mean, "std": out.std, "subset_size": size, "floor": floor.mean}
 
 
-def _prd(e: _Eval) -> dict[str, Any]:
+def prd(e: Comparison) -> dict[str, Any]:
     f = e.feats
     out = tm.prdc(f["ref"], f["samples"], k=5)
     floor = tm.prdc(f["ref"], f["floor"], k=5)
@@ -134,7 +131,7 @@ def _prd(e: _Eval) -> dict[str, Any]:
     }
 
 
-def _is(e: _Eval) -> dict[str, Any] | str:
+def inception_score(e: Comparison) -> dict[str, Any] | str:
     if "samples_probs" not in e.feats:
         return "is: skipped, the Inception Score needs a classifier (image data, --extractor auto)"
     splits = 10
@@ -143,10 +140,10 @@ def _is(e: _Eval) -> dict[str, Any] | str:
     return {"mean": out.mean, "std": out.std, "splits": splits, "data": data.mean}
 
 
-def _modes(e: _Eval) -> dict[str, Any] | str:
+def modes(e: Comparison) -> dict[str, Any] | str:
     name = e.ds.name
-    if not e.image and name in _MIXTURE_STD and tuple(e.ds.shape) == (2,):
-        std = float(e.ds.options.get("std", _MIXTURE_STD[name]))
+    if not e.image and name in MIXTURE_STD and tuple(e.ds.shape) == (2,):
+        std = float(e.ds.options.get("std", MIXTURE_STD[name]))
         modes = toy_modes(name)
         out = tm.mode_coverage(e.pixels(e.samples), modes, std=std)
         data = tm.mode_coverage(e.pixels(e.floor), modes, std=std)
@@ -179,7 +176,7 @@ def _modes(e: _Eval) -> dict[str, Any] | str:
     )
 
 
-def _birthday(e: _Eval) -> dict[str, Any]:
+def birthday(e: Comparison) -> dict[str, Any]:
     s = min(e.samples.shape[0], e.ref.shape[0], 2000)
     rng = np.random.default_rng(e.seed)
     data = e.pixels(e.ref)[rng.choice(e.ref.shape[0], s, replace=False)]
@@ -193,22 +190,21 @@ def _birthday(e: _Eval) -> dict[str, Any]:
         "closest_distance": float(out.distances[0]),
         "support_estimate": out.support_estimate,
     }
-    if e.image_shape is not None:
-        path = e.run_dir / "birthday_pairs.png"
+    if e.image_shape is not None and e.out_dir is not None:
+        path = e.out_dir / "birthday_pairs.png"
         tm.plot_birthday_pairs(samples, out, e.image_shape, path)
         result["plot"] = str(path)
     return result
 
 
-def _pca(e: _Eval) -> dict[str, Any] | str:
+def pca(e: Comparison) -> dict[str, Any] | str:
     data, samples = e.pixels(e.ref), e.pixels(e.samples)
     if data.shape[1] < 2:
         return "pca: skipped, the data have one dimension"
     k = min(10, data.shape[1])
     out = tm.pca_comparison(data, samples, k=k)
-    path = tm.plot_pca_comparison(data, samples, e.run_dir / "pca.png", k=k, seed=e.seed)
     dv = out["data_explained_variance"]
-    return {
+    result = {
         "k": k,
         "data_explained_variance_ratio": out["data_explained_variance_ratio"].tolist(),
         "samples_explained_variance_ratio": out["samples_explained_variance_ratio"].tolist(),
@@ -216,21 +212,26 @@ def _pca(e: _Eval) -> dict[str, Any] | str:
             out["samples_variance_on_data_components"] / np.where(dv > 0, dv, np.nan)
         ).tolist(),
         "total_variance_ratio": out["samples_total_variance"] / out["data_total_variance"],
-        "plot": str(path),
     }
+    if e.out_dir is not None:
+        path = tm.plot_pca_comparison(data, samples, e.out_dir / "pca.png", k=k, seed=e.seed)
+        result["plot"] = str(path)
+    return result
 
 
-def _kl(e: _Eval) -> dict[str, Any] | str:
+def kl(e: Comparison) -> dict[str, Any] | str:
+    if e.log_likelihood is None:
+        return "kl: skipped, the model has no likelihood to evaluate on a grid"
     if e.image or tuple(e.ds.shape) != (2,) or e.ds.kind != "continuous":
         return "kl: skipped, grid divergences need 2D continuous data"
     ref = e.ref.double()
     name = e.ds.name
     h = None
-    if name in _MIXTURE_STD:
-        width = float(e.ds.options.get("std", _MIXTURE_STD[name]))
+    if name in MIXTURE_STD:
+        width = float(e.ds.options.get("std", MIXTURE_STD[name]))
         target = "exact mixture density"
     else:
-        h, factor = _kde(ref, e.floor.double(), e.seed)
+        h, factor = kde(ref, e.floor.double(), e.seed)
         width = float(h.min())
         target = (
             f"Gaussian KDE of the {e.split} split, bandwidth {[round(float(v), 4) for v in h]} "
@@ -242,14 +243,11 @@ def _kl(e: _Eval) -> dict[str, Any] | str:
     span = max(b - a for a, b in bounds)
     resolution = int(min(800, max(300, math.ceil(3 * span / width))))
     if h is None:
-        log_data = _mixture_log_density(name, width)
+        log_data = mixture_log_density(name, width)
     else:
-        log_data = _kde_grid_density(ref, h, bounds, resolution)
+        log_data = kde_grid_density(ref, h, bounds, resolution)
 
-    def log_model(points: Tensor) -> Tensor:
-        return runs.log_likelihoods(e.net, e.ds, e.config, points)[0]
-
-    out = tm.grid_divergences(log_data, log_model, bounds, resolution=resolution)
+    out = tm.grid_divergences(log_data, e.log_likelihood, bounds, resolution=resolution)
     return {
         "kl_data_model": out.kl_pq,
         "kl_model_data": out.kl_qp,
@@ -262,7 +260,7 @@ def _kl(e: _Eval) -> dict[str, Any] | str:
     }
 
 
-def _wasserstein(e: _Eval) -> dict[str, Any] | str:
+def wasserstein(e: Comparison) -> dict[str, Any] | str:
     if e.image:
         return "wasserstein: skipped for images (pixel-space transport says little); use fid/kid"
     ref, samples, floor = e.pixels(e.ref), e.pixels(e.samples), e.pixels(e.floor)
@@ -275,14 +273,14 @@ def _wasserstein(e: _Eval) -> dict[str, Any] | str:
     }
 
 
-_FUNCTIONS = {
-    "fid": _fid,
-    "kid": _kid,
-    "prd": _prd,
-    "is": _is,
-    "modes": _modes,
-    "birthday": _birthday,
-    "pca": _pca,
-    "kl": _kl,
-    "wasserstein": _wasserstein,
+FUNCTIONS = {
+    "fid": fid,
+    "kid": kid,
+    "prd": prd,
+    "is": inception_score,
+    "modes": modes,
+    "birthday": birthday,
+    "pca": pca,
+    "kl": kl,
+    "wasserstein": wasserstein,
 }

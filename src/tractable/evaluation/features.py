@@ -18,7 +18,7 @@ Every extractor takes **intensities** in :math:`[0, 1]`, shape ``(N, C, H, W)`` 
 (:func:`intensities`).
 
 Example:
-    >>> import tempfile, tractable.features as tf
+    >>> import tempfile, tractable.evaluation.features as tf
     >>> root = tempfile.mkdtemp()
     >>> info = tf.train_extractor("digits", root=root, steps=5, progress=False)
     >>> ex = tf.load("digits", root=root)
@@ -40,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..nn.classifier import FeatureNet
 
 __all__ = [
     "ENV_VAR",
@@ -98,63 +100,7 @@ def extractor_dir(data: str, root: str | Path | None = None) -> Path:
 def intensities(x: Tensor, ds: Any) -> Tensor:
     r"""Raw data of dataset ``ds`` as intensities in :math:`[0, 1]`: ``x / (levels - 1)`` for
     discrete data, unchanged for binary data (0/1 values or pixel probabilities)."""
-    if ds.kind == "discrete":
-        return x / (ds.levels - 1)
-    if ds.kind == "binary":
-        return x
-    raise ValueError(f"ds: images have discrete or binary values, {ds.name!r} is {ds.kind!r}")
-
-
-class FeatureNet(nn.Module):
-    r"""A small CNN classifier of images ``(N, C, H, W)`` with intensities in :math:`[0, 1]`.
-
-    Two blocks of 3x3 convolution, ReLU and 2x2 max-pooling (one pool per block only while the
-    side is at least 8), a fully connected layer of ``features`` ReLU units (the embedding) and
-    a linear layer to ``classes`` logits. ``loss((x, labels))`` is the cross-entropy.
-
-    Example:
-        >>> net = FeatureNet((1, 8, 8), classes=10, features=16)
-        >>> x = torch.rand(3, 1, 8, 8)
-        >>> net.embed(x).shape, net(x).shape
-        (torch.Size([3, 16]), torch.Size([3, 10]))
-    """
-
-    def __init__(
-        self,
-        shape: tuple[int, int, int] | list[int],
-        classes: int = 10,
-        width: int = 32,
-        features: int = 128,
-        dropout: float = 0.3,
-    ) -> None:
-        super().__init__()
-        if len(shape) != 3 or any(int(s) < 1 for s in shape):
-            raise ValueError(f"shape: expected (C, H, W), got {shape!r}")
-        c, h, w = (int(s) for s in shape)
-        self.shape = (c, h, w)
-        layers: list[nn.Module] = []
-        for out in (width, 2 * width):
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU()]
-            if min(h, w) >= 8:
-                layers.append(nn.MaxPool2d(2))
-                h, w = h // 2, w // 2
-            c = out
-        self.conv = nn.Sequential(*layers)
-        self.fc = nn.Linear(c * h * w, features)
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(features, classes)
-
-    def embed(self, x: Tensor) -> Tensor:
-        r"""The penultimate-layer features ``(N, features)``."""
-        return F.relu(self.fc(self.conv(x).flatten(1)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        r"""Class logits ``(N, classes)``."""
-        return self.head(self.drop(self.embed(x)))
-
-    def loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
-        x, labels = batch
-        return F.cross_entropy(self(x), labels)
+    return ds.preprocess.intensities(x)
 
 
 @dataclass
@@ -216,7 +162,7 @@ def raw(image_shape: tuple[int, int, int] | None = None) -> FeatureExtractor:
     return FeatureExtractor("raw", image_shape, {"name": "raw", "features": "the values"})
 
 
-def _shift(max_shift: int):  # noqa: ANN202 - a batch transform for fit()
+def shift_transform(max_shift: int):  # noqa: ANN202 - a batch transform for fit()
     def transform(x: Tensor, generator: torch.Generator) -> Tensor:
         # translate each image by up to max_shift pixels (zero fill): cheap augmentation
         n, _, h, w = x.shape
@@ -257,8 +203,8 @@ def train_extractor(
 
     Returns the saved ``config.json`` dict, with ``val_accuracy`` and ``test_accuracy``.
     """
-    from . import data as tdata
-    from .train import TrainConfig, atomic_write_json, fit, save_model
+    from .. import data as tdata
+    from ..train import TrainConfig, atomic_write_json, fit, save_model
 
     base = base_name(data)
     steps = DEFAULT_STEPS[base] if steps is None else steps
@@ -289,7 +235,7 @@ def train_extractor(
         split["train"],
         split["val"],
         cfg,
-        batch_transform=_shift(1 if ds.shape[-1] < 16 else 2),
+        batch_transform=shift_transform(1 if ds.shape[-1] < 16 else 2),
         progress=progress,
     )
     folder = Path(out).expanduser() if out is not None else extractor_dir(base, root)
@@ -318,7 +264,7 @@ def load(
 ) -> FeatureExtractor:
     r"""The cached classifier of ``data`` (from ``path``, or :func:`extractor_dir`) as a
     :class:`FeatureExtractor` in ``eval()`` mode."""
-    from .train import load_state, read_json
+    from ..train import load_state, read_json
 
     folder = Path(path).expanduser() if path is not None else extractor_dir(data, root)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():

@@ -1,4 +1,4 @@
-r"""The comparison table of :mod:`tractable.report`: its columns, the best value of each
+r"""The comparison table of :mod:`tractable.report.compare`: its columns, the best value of each
 column per dataset group, the data floors, and the table as Markdown or HTML.
 
 A row is the JSON-ready summary of one run (model, family, dataset group, ``metrics.json``); a
@@ -14,7 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COLUMNS", "Column", "markdown_table"]
+__all__ = [
+    "COLUMNS",
+    "GLOSSARY",
+    "Column",
+    "best_cells",
+    "floor_rows",
+    "html_table",
+    "markdown_table",
+    "sample_metric",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ def _path(*keys: str) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
-def _sm(*keys: str) -> Callable[[dict[str, Any]], Any]:
+def sample_metric(*keys: str) -> Callable[[dict[str, Any]], Any]:
     return _path("metrics", "sample_metrics", *keys)
 
 
@@ -54,30 +63,74 @@ COLUMNS = [
     Column("params", "params", _path("metrics", "params"), fmt="{:,}"),
     Column("steps", "steps", _path("metrics", "steps"), fmt="{}"),
     Column("train_seconds", "train time (s)", _path("metrics", "train_seconds"), fmt="{:.1f}"),
+    Column("likelihood", "likelihood", _path("likelihood"), fmt="{}"),
     Column("test_nll", "test NLL (nats)", _path("metrics", "test_nll"), "lower", "{:.4f}"),
     Column("test_bpd", "bits/dim", _path("metrics", "test_bpd"), "lower", "{:.4f}"),
-    Column("fid", "FID", _sm("fid", "value"), "lower", extractor=True, floor=_sm("fid", "floor")),
-    Column("kid", "KID", _sm("kid", "mean"), "lower", extractor=True, floor=_sm("kid", "floor")),
+    # -log p(x | y): ranked only among class-conditional runs, never beside marginal NLLs
+    Column(
+        "test_nll_conditional",
+        "test NLL | class (nats)",
+        _path("metrics", "test_nll_conditional"),
+        "lower",
+        "{:.4f}",
+    ),
+    Column(
+        "fid",
+        "FID",
+        sample_metric("fid", "value"),
+        "lower",
+        extractor=True,
+        floor=sample_metric("fid", "floor"),
+    ),
+    Column(
+        "kid",
+        "KID",
+        sample_metric("kid", "mean"),
+        "lower",
+        extractor=True,
+        floor=sample_metric("kid", "floor"),
+    ),
     *(
-        Column(k, k, _sm("prd", k), "higher", "{:.3f}", True, _sm("prd", "floor", k))
+        Column(
+            k,
+            k,
+            sample_metric("prd", k),
+            "higher",
+            "{:.3f}",
+            True,
+            sample_metric("prd", "floor", k),
+        )
         for k in ("precision", "recall", "density", "coverage")
     ),
-    Column("is", "IS", _sm("is", "mean"), "higher", extractor=True, floor=_sm("is", "data")),
-    Column("modes", "modes captured", _sm("modes", "modes_captured"), "higher", "{}"),
+    Column(
+        "is",
+        "IS",
+        sample_metric("is", "mean"),
+        "higher",
+        extractor=True,
+        floor=sample_metric("is", "data"),
+    ),
+    Column("modes", "modes captured", sample_metric("modes", "modes_captured"), "higher", "{}"),
     Column(
         "hq",
         "high-quality",
-        _sm("modes", "fraction_high_quality"),
+        sample_metric("modes", "fraction_high_quality"),
         "higher",
         "{:.3f}",
-        floor=_sm("modes", "data_fraction_high_quality"),
+        floor=sample_metric("modes", "data_fraction_high_quality"),
     ),
-    Column("classes", "classes covered", _sm("modes", "classes_covered"), "higher", "{}"),
-    Column("kl_dm", "KL(data‖model)", _sm("kl", "kl_data_model"), "lower"),
-    Column("kl_md", "KL(model‖data)", _sm("kl", "kl_model_data"), "lower"),
-    Column("js", "JS", _sm("kl", "js"), "lower"),
-    Column("w1", "W1", _sm("wasserstein", "w1"), "lower", floor=_sm("wasserstein", "floor")),
-    Column("dup", "birthday pairs", _sm("birthday", "n_duplicates"), None, "{}"),
+    Column("classes", "classes covered", sample_metric("modes", "classes_covered"), "higher", "{}"),
+    Column("kl_dm", "KL(data‖model)", sample_metric("kl", "kl_data_model"), "lower"),
+    Column("kl_md", "KL(model‖data)", sample_metric("kl", "kl_model_data"), "lower"),
+    Column("js", "JS", sample_metric("kl", "js"), "lower"),
+    Column(
+        "w1",
+        "W1",
+        sample_metric("wasserstein", "w1"),
+        "lower",
+        floor=sample_metric("wasserstein", "floor"),
+    ),
+    Column("dup", "birthday pairs", sample_metric("birthday", "n_duplicates"), None, "{}"),
 ]
 
 
@@ -87,7 +140,7 @@ _METRIC_OF = {"fid": "fid", "kid": "kid", "is": "is"} | {
 }
 
 
-def _best(rows: list[dict[str, Any]], columns: list[Column], warnings: list[str]) -> set:
+def best_cells(rows: list[dict[str, Any]], columns: list[Column], warnings: list[str]) -> set:
     r"""``(row index, column key)`` pairs holding the best value of their dataset group."""
     marked = set()
     groups: dict[str, list[int]] = {}
@@ -103,7 +156,7 @@ def _best(rows: list[dict[str, Any]], columns: list[Column], warnings: list[str]
                 continue
             if col.extractor:
                 metric = _METRIC_OF[col.key]
-                used = {json.dumps(_sm(metric, "extractor")(rows[i])) for i, _ in have}
+                used = {json.dumps(sample_metric(metric, "extractor")(rows[i])) for i, _ in have}
                 if len(used) > 1:
                     warnings.append(
                         f"{col.header}: runs on {rows[have[0][0]]['data']} used different "
@@ -122,7 +175,9 @@ def _cell(row: dict[str, Any], col: Column) -> str:
         return "–"
     text = col.fmt.format(value)
     m = row["metrics"]
-    if col.key in ("test_nll", "test_bpd") and m.get(f"{col.key}_se") is not None:
+    if col.key in ("test_nll", "test_bpd", "test_nll_conditional") and (
+        m.get(f"{col.key}_se") is not None
+    ):
         text += f" ± {m[f'{col.key}_se']:.4f}"
     if col.key == "test_nll" and m.get("test_estimator") not in (None, "exact"):
         text += " †"
@@ -135,7 +190,7 @@ def _header(col: Column) -> str:
     return col.header + {"lower": " ↓", "higher": " ↑"}.get(col.better or "", "")
 
 
-_GLOSSARY = {
+GLOSSARY = {
     "fid": "FID, KID: Fréchet and kernel distances between feature sets (Heusel et al. 2017; "
     "Binkowski et al. 2018), in the feature space of the named extractor",
     "precision": "precision, recall, density, coverage: k-NN manifold estimates, k = 5 "
@@ -152,7 +207,7 @@ _GLOSSARY = {
 }
 
 
-def _floor_rows(rows: list[dict[str, Any]], columns: list[Column]) -> list[tuple[str, list]]:
+def floor_rows(rows: list[dict[str, Any]], columns: list[Column]) -> list[tuple[str, list]]:
     r"""Per dataset, the metrics of held-out data against the reference (the value a perfect
     model would get from finite samples alone), from the first run that stored them."""
     out = []
@@ -167,7 +222,7 @@ def _floor_rows(rows: list[dict[str, Any]], columns: list[Column]) -> list[tuple
             found |= value is not None
             cells.append(col.fmt.format(value) if value is not None else "")
         if found:
-            where = _sm("floor_split")(members[0]) or "val"
+            where = sample_metric("floor_split")(members[0]) or "val"
             cells[[c.key for c in columns].index("data")] = members[0]["data"]
             out.append((f"floor ({where} vs test)", cells))
     return out
@@ -195,7 +250,7 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def _html_table(
+def html_table(
     labels: list[str],
     rows: list[dict[str, Any]],
     columns: list[Column],

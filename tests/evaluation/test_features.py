@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import tractable as tr
-from tractable import features
 from tractable.cli import main
+from tractable.evaluation import features
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_feature_net_shapes_and_loss() -> None:
 def test_shift_translates_by_at_most_one_pixel() -> None:
     x = torch.zeros(64, 1, 8, 8)
     x[:, 0, 4, 3] = 1.0
-    out = features._shift(1)(x, torch.Generator().manual_seed(0))
+    out = features.shift_transform(1)(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and torch.equal(out.sum(dim=(1, 2, 3)), torch.ones(64))
     rows, cols = torch.nonzero(out[:, 0], as_tuple=True)[1:]
     assert set(rows.tolist()) == {3, 4, 5} and set(cols.tolist()) == {2, 3, 4}

@@ -1,8 +1,9 @@
-r"""Sample-based metrics of a trained run (``tractable eval RUN_DIR --metrics ...``).
+r"""Sample-based metrics (``tractable eval RUN_DIR --metrics ...``).
 
-The run's model draws ``n`` samples in the data's raw space; they are compared with a held-out
-split (``test`` by default) by the pure functions of :mod:`tractable.metrics`, and the results
-go under ``"sample_metrics"`` in the run's ``metrics.json``, with the feature extractor used.
+Samples in the data's raw space (any family's: :meth:`tractable.runs.Run.evaluate` draws them)
+are compared with a held-out split (``test`` by default) by the pure functions of
+:mod:`tractable.metrics`; a run stores the results under ``"sample_metrics"`` in its
+``metrics.json``, with the feature extractor used.
 Every comparison also reports its *floor*: the same metric between the other held-out split
 and the reference, i.e. the value a perfect model would get from finite-sample noise alone.
 
@@ -26,33 +27,20 @@ Which metric applies to which data:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from . import features as tfeatures
-from . import runs
-from .data.images import IMAGES
-from .sample_metrics import (  # noqa: F401  (private helpers re-exported for the tests)
-    _FUNCTIONS,
-    _KDE_FACTORS,
-    _fid,
-    _kde,
-    _kde_grid_density,
-    _kde_logsumexp,
-    _mixture_log_density,
-    _wasserstein,
-)
-from .train import atomic_write_json, read_json
+from ..data import Dataset
+from .functions import FUNCTIONS
+from .state import EXTRACTORS, Comparison
 
 __all__ = ["EXTRACTORS", "METRICS", "evaluate_samples", "parse_metrics", "summary_lines"]
 
 METRICS = ("fid", "kid", "prd", "is", "modes", "birthday", "pca", "kl", "wasserstein")
-EXTRACTORS = ("auto", "classifier", "inception", "raw")
 
 
 def parse_metrics(text: str | Sequence[str]) -> list[str]:
@@ -78,88 +66,27 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class _Eval:
-    r"""Everything one evaluation shares: the run, the sample and reference sets, features."""
-
-    def __init__(self, run_dir: Path, n: int | None, split: str, seed: int) -> None:
-        self.run_dir = run_dir
-        self.config, self.net, self.ds = runs.load_run(run_dir)
-        self.split, self.seed = split, seed
-        self.other = "val" if split == "test" else "test"
-        self.ref = self.ds.split(split)
-        self.floor = self.ds.split(self.other)
-        self.image = self.ds.name in IMAGES
-        self.image_shape = tuple(self.ds.shape) if len(self.ds.shape) == 3 else None
-        if self.image and self.image_shape is None:
-            from .plots import image_shape_of
-
-            self.image_shape = image_shape_of(self.ds.shape, self.ds.name)
-        if n is None:
-            n = min(max(self.ref.shape[0], 1000), 10_000)
-        self.notes: list[str] = []
-        x = runs.draw_samples(self.net, self.ds, self.config, n, seed=seed)
-        finite = torch.isfinite(x.reshape(n, -1)).all(dim=1)
-        if not bool(finite.all()):
-            self.notes.append(f"dropped {int((~finite).sum())} non-finite samples of {n}")
-            x = x[finite]
-        if x.shape[0] < 10:
-            raise ValueError(f"n: only {x.shape[0]} finite samples; need at least 10")
-        self.samples = x
-        self.extractor: tfeatures.FeatureExtractor | None = None
-        self.feats: dict[str, np.ndarray] = {}
-
-    def pixels(self, x: Tensor) -> np.ndarray:
-        r"""Raw values ``(N, D)`` (intensities for images) as float64."""
-        if self.image:
-            x = tfeatures.intensities(x, self.ds)
-        return x.reshape(x.shape[0], -1).double().numpy()
-
-    def set_extractor(self, choice: str, root: str | Path | None) -> None:
-        if choice not in EXTRACTORS:
-            raise ValueError(f"extractor: expected one of {', '.join(EXTRACTORS)}, got {choice!r}")
-        if not self.image:
-            if choice not in ("auto", "raw"):
-                raise ValueError(
-                    f"extractor: {choice!r} embeds images; {self.ds.name!r} is not an image "
-                    "dataset (its metrics use the raw coordinates: --extractor raw)"
-                )
-            self.extractor = tfeatures.raw()
-        elif choice == "raw":
-            self.extractor = tfeatures.raw(self.image_shape)
-        elif choice == "inception":
-            self.extractor = tfeatures.inception(self.image_shape)
-        else:
-            self.extractor = tfeatures.load(self.ds.name, root=root)
-        ex = self.extractor
-        inputs = {"samples": self.samples, "ref": self.ref, "floor": self.floor}
-        for key, x in inputs.items():
-            values = tfeatures.intensities(x, self.ds) if self.image else x
-            self.feats[key] = ex.features(values)
-            if ex.net is not None:
-                self.feats[f"{key}_probs"] = ex.probs(values)
-
-
 def evaluate_samples(
-    run_dir: str | Path,
+    samples: Tensor,
+    ds: Dataset,
     metrics: str | Sequence[str],
     *,
-    n: int | None = None,
     split: str = "test",
     extractor: str = "auto",
     seed: int = 0,
     features_root: str | Path | None = None,
-    write: bool = True,
+    out_dir: str | Path | None = None,
+    log_likelihood: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Any]:
-    r"""Compute sample-based ``metrics`` of the run in ``run_dir`` against ``split``.
+    r"""Compare ``samples`` ``(n, *ds.shape)`` (raw data space) with ``ds``'s ``split``.
 
     Args:
         metrics: names from :data:`METRICS` (a comma-separated string or a list; ``"all"``).
-        n: samples to draw (default: the reference split's size, at least 1,000, at most
-            10,000).
         split: the reference split, ``"test"`` or ``"val"``; the other is the floor.
         extractor: for images, ``"auto"``/``"classifier"`` (the cached classifier of
-            :mod:`tractable.features`), ``"inception"`` or ``"raw"`` (pixels).
-        write: merge the results into ``metrics.json`` under ``"sample_metrics"``.
+            :mod:`tractable.evaluation.features`), ``"inception"`` or ``"raw"`` (pixels).
+        out_dir: folder for the figures of ``birthday`` and ``pca`` (none without it).
+        log_likelihood: the model's data-space log-likelihood, for ``kl`` (skipped without).
 
     Returns:
         ``{"n_samples", "reference", "n_reference", "floor_split", "seed", "extractor",
@@ -168,10 +95,9 @@ def evaluate_samples(
     names = parse_metrics(metrics)
     if split not in ("test", "val"):
         raise ValueError(f"split: expected 'test' or 'val' as the reference, got {split!r}")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 10):
-        raise ValueError(f"n: expected an int >= 10, got {n!r}")
-    run_dir = Path(run_dir)
-    e = _Eval(run_dir, n, split, seed)
+    e = Comparison(
+        samples, ds, split, seed, None if out_dir is None else Path(out_dir), log_likelihood
+    )
     if any(m in ("fid", "kid", "prd", "is") for m in names) or ("modes" in names and e.image):
         e.set_extractor(extractor, features_root)
     result: dict[str, Any] = {
@@ -185,7 +111,7 @@ def evaluate_samples(
         result["extractor"] = e.extractor.info
     for name in names:
         with torch.no_grad():
-            value = _FUNCTIONS[name](e)
+            value = FUNCTIONS[name](e)
         if isinstance(value, str):
             e.notes.append(value)
             continue
@@ -194,13 +120,6 @@ def evaluate_samples(
         value.update(n_samples=result["n_samples"], reference=split)
         result[name] = value
     result["notes"] = e.notes
-    if write:
-        path = run_dir / "metrics.json"
-        stored = read_json(path) if path.is_file() else {}
-        merged = dict(stored.get("sample_metrics", {}))
-        merged.update(result)
-        stored["sample_metrics"] = merged
-        atomic_write_json(path, stored)
     return result
 
 

@@ -17,29 +17,36 @@ import base64
 import datetime
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .report_plots import _curves, _densities, _sample_grids
-from .report_table import (
-    _GLOSSARY,
+import torch
+
+from ..data.images import IMAGES
+from ..plots import compare as figures
+from ..plots import image_shape_of
+from ..registry import get_entry
+from ..runs import Run
+from ..train import read_json
+from .table import (
     COLUMNS,
-    Column,
-    _best,
-    _floor_rows,
-    _html_table,
-    _sm,
+    GLOSSARY,
+    best_cells,
+    floor_rows,
+    html_table,
     markdown_table,
+    sample_metric,
 )
-from .train import read_json
 
-__all__ = ["COLUMNS", "Column", "compare_runs", "markdown_table"]
-
-FAMILIES = {"vae": "VAE", "ffjord": "continuous flow"}
+__all__ = ["compare_runs", "load_row", "run_labels"]
 
 
-def _load_row(run_dir: Path) -> dict[str, Any]:
+def load_row(run_dir: Path) -> dict[str, Any]:
+    r"""One run's row: its description and ``metrics.json``. Runs written before marginal
+    NLLs were reported for class-conditional models held :math:`-\log p(x \mid y)` under
+    ``test_nll``; their value moves to the conditional column, so it is never ranked beside
+    a marginal NLL."""
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"run_dir: {str(run_dir)!r} holds no run (no config.json)")
     if not (run_dir / "metrics.json").is_file():
@@ -51,21 +58,30 @@ def _load_row(run_dir: Path) -> dict[str, Any]:
     dataset = config["data"]["dataset"]
     model = config["model"]["model"]
     group = json.dumps([dataset.get("source"), dataset.get("seed"), dataset.get("options")])
+    entry = get_entry(model)
+    conditional = bool(config["data"].get("conditional"))
+    if conditional and "test_nll_conditional" not in metrics and "test_nll" in metrics:
+        metrics = dict(metrics)
+        for key in ("nll", "nll_se", "bpd", "bpd_se"):
+            value = metrics.pop(f"test_{key}", None)
+            if value is not None:
+                metrics[f"test_{key.replace('nll', 'nll_conditional')}"] = value
     return {
         "run_dir": str(run_dir),
         "model": model,
-        "family": FAMILIES.get(model, "flow"),
+        "family": entry.family,
+        "likelihood": metrics.get("test_estimate_kind", metrics.get("likelihood")),
         "data": dataset.get("name"),
         "group": group,
         "kind": dataset.get("kind"),
         "shape": dataset.get("shape"),
-        "conditional": bool(config["data"].get("conditional")),
+        "conditional": conditional,
         "metrics": metrics,
         "config": config,
     }
 
 
-def _labels(dirs: Sequence[Path]) -> list[str]:
+def run_labels(dirs: Sequence[Path]) -> list[str]:
     names = [d.name or str(d) for d in dirs]
     if len(set(names)) < len(names):
         names = [f"{d.parent.name}/{d.name}" for d in dirs]
@@ -103,8 +119,8 @@ def compare_runs(
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"out: expected a .html path, got {str(out)!r}")
     dirs = [Path(d) for d in run_dirs]
-    rows = [_load_row(d) for d in dirs]
-    labels = _labels(dirs)
+    rows = [load_row(d) for d in dirs]
+    labels = run_labels(dirs)
     warnings: list[str] = []
     datasets = sorted({r["data"] for r in rows})
     if len({r["group"] for r in rows}) > 1:
@@ -114,7 +130,7 @@ def compare_runs(
             "per dataset."
         )
     columns = [c for c in COLUMNS if any(c.get(r) is not None for r in rows)]
-    best = _best(rows, columns, warnings)
+    best = best_cells(rows, columns, warnings)
     notes = []
     if any(r["metrics"].get("test_estimator") not in (None, "exact") for r in rows):
         notes.append(
@@ -126,8 +142,16 @@ def compare_runs(
             "‡ discrete data: the NLL of the dequantized density, an upper bound on the discrete "
             "NLL (Theis et al. 2016)"
         )
-    notes += [text for key, text in _GLOSSARY.items() if key in {c.key for c in columns}]
-    extractors = sorted({str(_sm("extractor", "name")(r)) for r in rows if _sm("extractor")(r)})
+    if any(r["conditional"] for r in rows):
+        notes.append(
+            "class-conditional runs: 'test NLL' is the marginal -log p(x) (the classes summed "
+            "with their training frequencies), 'test NLL | class' is -log p(x | y) with the "
+            "true label; the two are never ranked together"
+        )
+    notes += [text for key, text in GLOSSARY.items() if key in {c.key for c in columns}]
+    extractors = sorted(
+        {str(sample_metric("extractor", "name")(r)) for r in rows if sample_metric("extractor")(r)}
+    )
     if extractors:
         notes.append(
             f"Sample metrics computed with the feature extractor(s): {', '.join(extractors)}."
@@ -146,7 +170,7 @@ def compare_runs(
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     md = [f"# {title}", "", f"{len(rows)} runs, {stamp}. Best value per dataset: **bold ★**.", ""]
     md += [f"> **Warning:** {w}" for w in warnings] + ([""] if warnings else [])
-    floors = _floor_rows(rows, columns)
+    floors = floor_rows(rows, columns)
     if floors:
         notes.insert(
             0,
@@ -167,7 +191,7 @@ def compare_runs(
         f"<p>{len(rows)} runs, {stamp}. Best value per dataset: <b>bold ★</b>.</p>",
     ]
     body += [f'<p class="warn"><b>Warning:</b> {html.escape(w)}</p>' for w in warnings]
-    body.append(_html_table(labels, rows, columns, best, floors))
+    body.append(html_table(labels, rows, columns, best, floors))
     body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     body.append(
         "<ul>"
@@ -204,3 +228,71 @@ def compare_runs(
         "markdown": str(md_path),
         "plots": [str(p) for _, p in pictures],
     }
+
+
+def _groups(rows: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]) -> dict:
+    out: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if keep(row):
+            out.setdefault(row["group"], []).append(i)
+    return out
+
+
+def _densities(labels: list[str], rows: list[dict[str, Any]], path: Path, res: int = 150):  # noqa: ANN202
+    r"""Each 2D continuous dataset's test data beside the densities of its runs with an exact
+    likelihood, on one grid."""
+    groups = _groups(
+        rows,
+        lambda r: r["shape"] == [2] and r["kind"] == "continuous" and r["likelihood"] == "exact",
+    )
+    if not groups:
+        return None
+    panels = []
+    for members in groups.values():
+        data = Run.load(rows[members[0]]["run_dir"]).dataset.test.double()
+        lo = torch.quantile(data, 0.005, dim=0)
+        hi = torch.quantile(data, 0.995, dim=0)
+        lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+        gx = torch.linspace(float(lo[0]), float(hi[0]), res, dtype=torch.float64)
+        gy = torch.linspace(float(lo[1]), float(hi[1]), res, dtype=torch.float64)
+        xx, yy = torch.meshgrid(gx, gy, indexing="xy")
+        grid = torch.stack([xx.flatten(), yy.flatten()], 1)
+        extent = (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+        models = []
+        for i in members:
+            run = Run.load(rows[i]["run_dir"])
+            log_p = torch.cat([run.log_likelihood(c)[0] for c in grid.split(8192)])
+            dens = torch.nan_to_num(log_p.double().exp(), nan=0.0).reshape(res, res).numpy()
+            models.append((f"{labels[i]} ({rows[i]['model']})", dens))
+        panels.append((f"data: {rows[members[0]]['data']} (test)", data, extent, models))
+    return figures.densities(panels, path)
+
+
+def _sample_grids(labels: list[str], rows: list[dict[str, Any]], path: Path, n: int = 36):  # noqa: ANN202
+    images = [i for i, r in enumerate(rows) if r["data"] in IMAGES]
+    if not images:
+        return None
+    grids = []
+    for i in images:
+        run = Run.load(rows[i]["run_dir"])
+        x = run.sample(n, seed=0, per_class=False)
+        shape = image_shape_of(run.data_shape, run.data_name)
+        x = run.preprocess.intensities(x).double().clamp(0, 1).reshape(-1, *shape)
+        grids.append((f"{labels[i]} ({rows[i]['model']})", x))
+    return figures.sample_grids(grids, path)
+
+
+def _curves(labels: list[str], rows: list[dict[str, Any]], path: Path):  # noqa: ANN202
+    groups = _groups(rows, lambda r: (Path(r["run_dir"]) / "log.jsonl").is_file())
+    if not groups:
+        return None
+    return figures.curves(
+        [
+            (
+                rows[members[0]]["data"],
+                [(labels[i], Path(rows[i]["run_dir"]) / "log.jsonl") for i in members],
+            )
+            for members in groups.values()
+        ],
+        path,
+    )

@@ -1,7 +1,7 @@
 r"""Anomaly detection with a trained run: ``tractable score RUN_DIR --data FILE|NAME``.
 
 Each row :math:`x` gets the run's log-likelihood :math:`\ell(x)` in the units of its reported
-NLL (:func:`tractable.runs.log_likelihoods`: exact for flows, an IWAE estimate for VAEs), and
+NLL (:meth:`tractable.runs.Run.log_likelihood`: exact for flows, a bound for VAEs), and
 is flagged as an anomaly when
 
 .. math:: \ell(x) < \hat q_\alpha\bigl(\{\ell(v) : v \in \text{validation split}\}\bigr),
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import data as tdata
-from . import metrics as tm
-from . import runs
-from .data.files import read_table
+from .. import data as tdata
+from .. import metrics as tm
+from ..data.files import read_table
+from .run import Run
 
 __all__ = ["read_rows", "score_run"]
 
@@ -136,7 +136,8 @@ def score_run(
         threshold_quantile: :math:`\alpha` in :math:`(0, 1)`: rows below the
             :math:`\alpha`-quantile of the validation log-likelihoods are flagged.
         split: the split used when ``data`` is a dataset name.
-        estimator, k: for latent-variable models (default IWAE, ``k = 100``).
+        estimator, k: the estimator (:data:`tractable.protocol.ESTIMATORS`; default the
+            model's own) and its number of samples.
 
     Returns:
         counts, the threshold, and with labels ``auroc``, ``auprc``, ``flag_precision`` and
@@ -151,13 +152,14 @@ def score_run(
             f"threshold_quantile: expected a float in (0, 1), got {threshold_quantile!r}"
         )
     run_dir = Path(run_dir)
-    config, net, ds = runs.load_run(run_dir)
+    run = Run.load(run_dir)
+    ds = run.dataset
     x, labels, source = read_rows(data, ds, labels_column, split)
     if labels is not None and not np.isin(labels, (0.0, 1.0)).all():
         bad = np.unique(labels[~np.isin(labels, (0.0, 1.0))])[:5]
         raise ValueError(f"labels_column: expected 0 (normal) and 1 (anomaly), found {bad}")
-    ll, kind = runs.log_likelihoods(net, ds, config, x, estimator, k)
-    val_ll, _ = runs.log_likelihoods(net, ds, config, ds.val, estimator, k)
+    ll, kind = run.log_likelihood(x, method=estimator, k=k)
+    val_ll, _ = run.log_likelihood(ds.val, method=estimator, k=k)
     ll, val_ll = ll.double().numpy(), val_ll.double().numpy()
     for name, values in (("data", ll), ("validation", val_ll)):
         if np.isnan(values).any():

@@ -1,0 +1,21 @@
+r"""Sample-based evaluation: any family's samples against held-out data.
+
+:func:`evaluate_samples` computes FID, KID, precision/recall/density/coverage, IS, mode and
+class coverage, the birthday test, a PCA comparison, grid divergences and W1 from samples and a
+dataset (:mod:`tractable.evaluation.samples`); :mod:`tractable.evaluation.features` provides
+the image feature extractors.
+"""
+
+from . import features
+from .samples import METRICS, evaluate_samples, parse_metrics, summary_lines
+from .state import EXTRACTORS, Comparison
+
+__all__ = [
+    "EXTRACTORS",
+    "METRICS",
+    "Comparison",
+    "evaluate_samples",
+    "features",
+    "parse_metrics",
+    "summary_lines",
+]
