@@ -36,7 +36,8 @@ def _peak_rss_mb() -> float:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from tractable.continuous import CNF, ODEMLP
+    from tractable.continuous import CNF
+    from tractable.nn import ODEMLP
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

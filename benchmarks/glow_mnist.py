@@ -171,9 +171,9 @@ def main() -> None:
         run = Path(args.ours_run)
         m = json.loads((run / "metrics.json").read_text())
         cfg = json.loads((run / "config.json").read_text())
-        from tractable.runs import load_run
+        from tractable.runs import Run
 
-        _, net, _ = load_run(run)
+        net = Run.load(run).model
         net.train()
         results["tractable (CLI run)"] = {
             "train_step_peak_mb": peak_bytes(lambda: train_step("cli", net)) / 2**20,

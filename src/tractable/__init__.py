@@ -1,8 +1,11 @@
 r"""tractable: likelihood-based deep generative models you can trust.
 
 Normalizing flows, variational autoencoders, honest log-likelihood estimation and the metrics
-that compare them, behind one protocol: ``log_prob(x, context=None)``, ``sample(n)``,
-``loss(batch)``.
+that compare them, behind one protocol (:mod:`tractable.protocol`): ``loss(batch)``,
+``estimate(x)`` tagged exact / bound / estimate, ``sample(n, context, temperature)``, and
+``log_prob`` where the density is exact. :mod:`tractable.registry` lists the models that
+runs and the command line build; :mod:`tractable.runs` trains, loads, evaluates and plots
+them.
 
 Example:
     >>> import torch, tractable as tr
@@ -19,11 +22,14 @@ from . import (
     flows,
     metrics,
     nn,
+    plots,
+    protocol,
+    registry,
     train,
     transforms,
     vae,
 )
-from ._validation import set_validation, validation, validation_enabled
+from .checks import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
 
@@ -35,6 +41,9 @@ __all__ = [
     "metrics",
     "flows",
     "nn",
+    "plots",
+    "protocol",
+    "registry",
     "train",
     "transforms",
     "vae",

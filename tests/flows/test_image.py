@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.image
 import numpy as np
 import pytest
 import safetensors.torch
@@ -21,7 +20,6 @@ from tractable.flows.image import (
     MultiscaleFlow,
     MultiscaleRealNVP,
     interpolate,
-    save_image_grid,
 )
 
 from ..transforms.registry import randomize
@@ -301,25 +299,6 @@ def test_interpolate() -> None:
     # any model with transform and inverse, e.g. a vector flow
     f = tr.flows.MAF(2, hidden=(8,))
     assert interpolate(f, torch.zeros(2), torch.ones(2), steps=4).shape == (4, 2)
-
-
-def test_save_image_grid(tmp_path) -> None:
-    x = torch.rand(5, 1, 3, 4)
-    grid = save_image_grid(x, tmp_path / "sub" / "grid.png", nrow=2, padding=1)
-    assert grid.shape == (3 * 4 + 1, 2 * 5 + 1)
-    np.testing.assert_array_equal(grid[1:4, 6:10], x[1, 0].numpy())
-    assert grid[0].min() == 1.0  # padding
-    back = matplotlib.image.imread(tmp_path / "sub" / "grid.png")
-    for channel in range(3):  # 8-bit grey: the nearest of 256 levels
-        np.testing.assert_allclose(back[..., channel], grid, atol=0.5 / 255 + 1e-6, rtol=0)
-    rgb = save_image_grid(2 * torch.rand(3, 3, 2, 2) - 1, tmp_path / "rgb.png", value_range=(-1, 1))
-    assert rgb.shape == (6, 3 * 4 + 2, 3) and rgb.min() >= 0 and rgb.max() <= 1
-    with pytest.raises(ValueError, match=r"x: expected images of shape \(N, 1 or 3, H, W\)"):
-        save_image_grid(torch.rand(2, 2, 3, 3), tmp_path / "bad.png")
-    with pytest.raises(ValueError, match="x: expected finite values"):
-        save_image_grid(torch.full((1, 1, 2, 2), math.nan), tmp_path / "bad.png")
-    with pytest.raises(ValueError, match="value_range"):
-        save_image_grid(torch.rand(1, 1, 2, 2), tmp_path / "bad.png", value_range=(1, 0))
 
 
 # -- variational dequantization ---------------------------------------------------------------

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from .._validation import check_positive_int, validation_enabled
+from ..checks import check_positive_int, validation_enabled
 from ..transforms.base import Transform
 from .divergence import NOISES, exact_divergence, hutchinson_divergence, hutchinson_noise
 

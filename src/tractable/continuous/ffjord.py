@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..flows.base import Flow
 from ..flows.builders import with_options
 from ..nn.dynamics import ODEMLP

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_event, check_positive_int, validation_enabled
+from ..checks import check_event, check_positive_int, validation_enabled
 from ..transforms import Affine, Compose, Coupling, RQSpline, Transform
 from ..transforms.base import sum_except_batch
 from ..transforms.image import ImageCoupling

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_event, validation_enabled
+from ..checks import check_event, validation_enabled
 from ..metrics.likelihood import bits_per_dim, mean_and_se
 
 __all__ = ["KINDS", "Preprocessor", "fit_standardizer", "nll_to_report"]

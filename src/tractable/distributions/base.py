@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_event, check_positive_int
+from ..checks import check_event, check_positive_int
 
 
 def _shape(shape: int | Sequence[int], name: str = "shape") -> tuple[int, ...]:

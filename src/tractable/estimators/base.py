@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 
 KINDS = ("exact", "estimate", "bound")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_finite, check_positive_int
+from ..checks import check_finite, check_positive_int
 
 DEFAULT_MAX_ELEMENTS = 2**24
 

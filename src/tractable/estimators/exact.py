@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .base import Estimate
 from .checks import (
     check_callable,

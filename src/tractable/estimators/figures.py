@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch.distributions import MultivariateNormal
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .oracles import LinearGaussian
 
 

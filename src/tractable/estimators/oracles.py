@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from .._validation import check_event, check_positive_int
+from ..checks import check_event, check_positive_int
 
 _LOG_2PI = math.log(2 * math.pi)
 

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .base import Estimate
 from .checks import (
     check_callable,

@@ -9,7 +9,6 @@ from .image import (
     MultiscaleFlow,
     MultiscaleRealNVP,
     interpolate,
-    save_image_grid,
 )
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "MultiscaleFlow",
     "MultiscaleRealNVP",
     "interpolate",
-    "save_image_grid",
 ]

@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_context, check_event, check_positive_int
+from ..checks import check_context, check_event, check_positive_int
 from ..distributions import Distribution, StandardNormal
 from ..estimators import Estimate, exact
 from ..protocol import check_method

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..distributions import Distribution, Logistic, StandardNormal
 from ..transforms import (
     ActNorm,

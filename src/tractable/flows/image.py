@@ -8,15 +8,12 @@ exposes together with :class:`~tractable.flows.multiscale.GaussianPrior`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..transforms import ActNorm, Affine, Compose, Shift, Transform
 from ..transforms.image import ImageCoupling, InvConv1x1, InvConv1x1LU, Squeeze
 from .base import context_width
@@ -232,61 +229,6 @@ def interpolate(
     return x[0] if single else x
 
 
-def save_image_grid(
-    x: Tensor,
-    path: str | Path,
-    nrow: int = 8,
-    padding: int = 2,
-    value_range: tuple[float, float] = (0.0, 1.0),
-    pad_value: float = 1.0,
-) -> np.ndarray:
-    r"""Save images ``(N, C, H, W)`` (``C`` = 1 or 3) as one PNG grid with ``nrow`` images per
-    row, using matplotlib. Values are mapped from ``value_range`` to :math:`[0, 1]` and
-    clipped. Conditional samples ``(M, n, C, H, W)`` can be passed as ``x.flatten(0, 1)`` with
-    ``nrow=n``. Returns the grid, ``(H', W')`` or ``(H', W', 3)`` with values in
-    :math:`[0, 1]`.
-
-    Example:
-        >>> import torch, tempfile, os
-        >>> from tractable.flows.image import save_image_grid
-        >>> with tempfile.TemporaryDirectory() as d:
-        ...     save_image_grid(torch.rand(5, 1, 4, 4), os.path.join(d, "g.png"), nrow=3).shape
-        (14, 20)
-    """
-    import matplotlib.image
-
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] not in (1, 3) or x.shape[0] == 0:
-        raise ValueError(f"x: expected images of shape (N, 1 or 3, H, W), got {tuple(x.shape)}")
-    check_positive_int(nrow, "nrow")
-    check_positive_int(padding, "padding", minimum=0)
-    lo, hi = (float(v) for v in value_range)
-    if not hi > lo:
-        raise ValueError(f"value_range: expected (low, high) with high > low, got {value_range!r}")
-    x = x.detach().cpu().double()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(
-            f"x: expected finite values, found {int((~torch.isfinite(x)).sum())} others"
-        )
-    x = ((x - lo) / (hi - lo)).clamp(0, 1)
-    n, c, h, w = x.shape
-    cols = min(nrow, n)
-    rows = math.ceil(n / cols)
-    grid = torch.full(
-        (c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value
-    )
-    for k in range(n):
-        top, left = padding + (k // cols) * (h + padding), padding + (k % cols) * (w + padding)
-        grid[:, top : top + h, left : left + w] = x[k]
-    # 8-bit RGB written as is: a grey colormap would quantise a second time
-    rgb = torch.round(grid.expand(3, -1, -1).permute(1, 2, 0) * 255).to(torch.uint8).numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    matplotlib.image.imsave(path, rgb, format="png")
-    return grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
-
-
 __all__ = [
     "IMAGE_BUILDERS",
     "GaussianPrior",
@@ -294,5 +236,4 @@ __all__ = [
     "MultiscaleFlow",
     "MultiscaleRealNVP",
     "interpolate",
-    "save_image_grid",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._inputs import ArrayLike, as_vector
+from .inputs import ArrayLike, as_vector
 
 __all__ = ["auprc", "auroc"]
 

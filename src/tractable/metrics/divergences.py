@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-from ._inputs import (
+from .inputs import (
     ArrayLike,
     as_matrix,
     check_finite_array,

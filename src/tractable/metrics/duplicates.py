@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._inputs import ArrayLike, as_matrix, check_float, check_int
+from .inputs import ArrayLike, as_matrix, check_float, check_int
 
 __all__ = ["BirthdayResult", "birthday", "plot_birthday_pairs"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from ._inputs import ArrayLike, as_matrix, as_vector, check_float, check_same_features
+from .inputs import ArrayLike, as_matrix, as_vector, check_float, check_same_features
 
 __all__ = ["feature_statistics", "fid", "fid_from_stats"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import xlogy
 
-from ._inputs import ArrayLike, as_matrix, check_int
+from .inputs import ArrayLike, as_matrix, check_int
 
 __all__ = ["ISResult", "inception_score"]
 

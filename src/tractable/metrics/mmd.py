@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._inputs import ArrayLike, as_matrix, check_int, check_same_features, check_seed
+from .inputs import ArrayLike, as_matrix, check_int, check_same_features, check_seed
 
 __all__ = ["KIDResult", "kid", "mmd2_unbiased"]
 

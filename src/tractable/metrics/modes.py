@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.special import xlogy
 
-from ._inputs import (
+from .inputs import (
     ArrayLike,
     as_matrix,
     as_vector,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._inputs import ArrayLike, as_matrix, check_int, check_same_features, check_seed
+from .inputs import ArrayLike, as_matrix, check_int, check_same_features, check_seed
 
 __all__ = ["pca_comparison", "plot_pca_comparison"]
 

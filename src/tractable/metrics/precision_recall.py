@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._inputs import ArrayLike, as_matrix, check_int, check_same_features
+from .inputs import ArrayLike, as_matrix, check_int, check_same_features
 
 __all__ = ["PRDC", "knn_radii", "prdc"]
 

@@ -13,25 +13,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
-
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "softplus": nn.Softplus,
-    "leaky_relu": nn.LeakyReLU,
-}
-
-
-def activation(name: str) -> nn.Module:
-    r"""A fresh activation module by name (``"tanh"``, ``"relu"``, ``"elu"``, ``"gelu"``,
-    ``"silu"``, ``"softplus"``, ``"leaky_relu"``)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(_ACTIVATIONS)}, got {name!r}")
-    return _ACTIVATIONS[name]()
+from ..checks import check_positive_int
+from .layers import activation
 
 
 def check_hidden(hidden: Sequence[int], name: str = "hidden") -> tuple[int, ...]:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
-from .autoencoder import activation as activation_module
+from ..checks import check_positive_int
+from .layers import activation as activation_module
 
 
 def _conv(a: int, b: int, kernel: int) -> nn.Conv2d:

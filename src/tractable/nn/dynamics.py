@@ -17,14 +17,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
+from .layers import ACTIVATIONS
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "softplus": nn.Softplus,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "silu": nn.SiLU,
-}
+# smooth activations only: the ODE solver and the exact divergence need a smooth field
+_ACTIVATIONS = {k: ACTIVATIONS[k] for k in ("softplus", "tanh", "elu", "silu")}
 
 _LAYERS = ("concatsquash", "concat")
 

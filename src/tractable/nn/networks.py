@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from .layers import activation_factory
+
 
 def _hidden(hidden: Sequence[int]) -> tuple[int, ...]:
     if isinstance(hidden, int) and not isinstance(hidden, bool):
@@ -20,17 +22,6 @@ def _hidden(hidden: Sequence[int]) -> tuple[int, ...]:
     ):
         raise ValueError(f"hidden: expected a sequence of positive ints, got {hidden!r}")
     return tuple(hidden)
-
-
-def _activation(activation: str | Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-    table = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU, "gelu": nn.GELU}
-    if isinstance(activation, str):
-        if activation not in table:
-            raise ValueError(f"activation: expected one of {sorted(table)}, got {activation!r}")
-        return table[activation]
-    if not callable(activation):
-        raise TypeError(f"activation: expected a name or a module factory, got {activation!r}")
-    return activation
 
 
 class MLP(nn.Sequential):
@@ -51,7 +42,7 @@ class MLP(nn.Sequential):
         activation: str | Callable[[], nn.Module] = "relu",
         zero_init: bool = False,
     ) -> None:
-        act = _activation(activation)
+        act = activation_factory(activation)
         sizes = (in_features, *_hidden(hidden), out_features)
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -137,7 +128,7 @@ class MADE(nn.Module):
         for h in hidden:
             degrees.append(torch.arange(h) % max(D - 1, 1) + 1)
         layers: list[nn.Module] = []
-        act = _activation(activation)
+        act = activation_factory(activation)
         for i, h in enumerate(hidden):
             mask = degrees[i + 1][:, None] >= degrees[i][None, :]
             if i == 0 and context:

@@ -9,13 +9,16 @@ in (the registry's ``interpolate``), interpolations between test images.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..plots import density_2d, image_shape_of, save_image_grid, scatter_2d, training_curves
-from .run import Run
+
+if TYPE_CHECKING:  # a Run calls these; they only read its attributes
+    from .run import Run
 
 T_LOW = 0.7  # Glow's figures (Kingma and Dhariwal 2018) use T = 0.7
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from ..evaluation import evaluate_samples
-from .run import Run
+
+if TYPE_CHECKING:  # a Run calls these; they only read its attributes
+    from .run import Run
 
 
 def evaluate_run(

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validation import check_finite
+from ..checks import check_finite
 
 Batch = Tensor | tuple[Tensor, ...]
 

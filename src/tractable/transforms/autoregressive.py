@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..nn import MADE
 from .base import Transform, sum_except_batch
 from .maps import Affine, ElementwiseMap, RQSpline

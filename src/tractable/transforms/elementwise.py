@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .base import Inverse, Transform, sum_except_batch
 
 

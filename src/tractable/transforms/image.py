@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..nn.conv import ConvResNet
 from .base import Transform, identity_ladj, sum_except_batch
 from .linear import LULinear

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .base import Transform, identity_ladj
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .spline import rational_quadratic_spline, spline_params
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from .base import Transform
 
 _M_SHIFT = math.log(math.e - 1)  # softplus(_M_SHIFT) == 1

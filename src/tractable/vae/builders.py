@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from .. import flows
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..distributions import MixtureOfGaussians, StandardNormal
 from ..nn.autoencoder import check_hidden, event_layout
 from .decoders import BernoulliDecoder, CategoricalDecoder, Decoder, GaussianDecoder

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .._validation import check_event, check_finite, check_positive_int, validation_enabled
+from ..checks import check_event, check_finite, check_positive_int, validation_enabled
 from ..nn.autoencoder import decoder_net, event_layout
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_event, check_finite, check_positive_int, validation_enabled
+from ..checks import check_event, check_finite, check_positive_int, validation_enabled
 from ..nn.autoencoder import encoder_net, event_layout
 from .gaussian import log_normal_diag
 

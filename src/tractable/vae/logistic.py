@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..nn.autoencoder import event_layout
 from .decoders import Decoder, check_grid, grid_index
 

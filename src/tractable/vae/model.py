@@ -36,7 +36,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_positive_int
+from ..checks import check_positive_int
 from ..distributions import DiagNormal, StandardNormal
 from ..estimators import Estimate, importance_sampling, log_mean_exp
 from ..estimators import elbo as elbo_estimate

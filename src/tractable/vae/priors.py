@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .._validation import check_event, check_positive_int
+from ..checks import check_event, check_positive_int
 from .gaussian import log_normal_diag
 
 # Rows per block when evaluating K Gaussian components, so that (rows, K, L) stays ~2**22.
