@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tractable._validation import check_event, check_finite
+from tractable.checks import check_event, check_finite
 
 
 def test_finite_values_whose_sum_overflows_are_accepted():
