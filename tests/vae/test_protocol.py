@@ -91,6 +91,11 @@ def test_extra_log_reports_the_last_loss_terms_as_floats() -> None:
         assert terms["beta"] == 1.0 and terms["kl"] > 0 and terms["reconstruction"] < 0
         if objective == "elbo":
             assert math.isclose(loss.item(), terms["kl"] - terms["reconstruction"], rel_tol=1e-12)
+        # validation batches (eval mode, no gradients) leave the training step's terms alone
+        model.eval()
+        with torch.no_grad():
+            model.loss(binary(4, 6) * 0)
+        assert model.extra_log() == terms
 
 
 def linear_vae(prior: nn.Module | None = None) -> VAE:

@@ -264,17 +264,19 @@ class VAE(nn.Module):
             log_px, log_pz, log_q, _, _ = self._weights(x, self.k)
             obj = log_mean_exp(log_px + beta * (log_pz - log_q), dim=0)
             rec, kl = log_px.mean(0), (log_q - log_pz).mean(0)
-        self._terms = {
-            "reconstruction": rec.detach().mean(),
-            "kl": kl.detach().mean(),
-            "beta": beta,
-        }
         if self.training and torch.is_grad_enabled():
+            # a training step: its terms are what the trainer logs (validation batches, which
+            # run in eval mode without gradients, do not overwrite them)
+            self._terms = {
+                "reconstruction": rec.detach().mean(),
+                "kl": kl.detach().mean(),
+                "beta": beta,
+            }
             self.step += 1
         return -obj.mean()
 
     def extra_log(self) -> dict[str, float]:
-        r"""The last :meth:`loss` call's batch means of the reconstruction term
+        r"""The last training :meth:`loss` call's batch means of the reconstruction term
         :math:`\mathbb{E}_q[\log p(x \mid z)]` and of the KL term (for the IWAE objective its
         Monte Carlo estimate :math:`\mathbb{E}_q[\log q - \log p(z)]`), and :math:`\beta`, as
         floats; empty before the first call."""
