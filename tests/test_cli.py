@@ -87,7 +87,7 @@ def test_resume_extends_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         (["train", "-o", "hiden=3"], "unknown option(s) ['hiden'] for model 'maf'"),
         (["train", "-o", "hidden"], "--option: expected KEY=VALUE"),
         (["train", "--steps", "0"], "steps"),
-        (["train", "--model", "glow", "--data", "moons"], "needs an image dataset"),
+        (["train", "--model", "glow", "--data", "moons"], "needs images of shape (C, H, W)"),
         (["eval", "/nonexistent/run"], "holds no run"),
         (["train", "--config", "/nonexistent.yaml"], "--config: no such file"),
     ],

@@ -110,11 +110,14 @@ def load_dataset(
     opts = dict(data_options or {})
     if entry.input == "image" and data in IMAGES:
         opts.setdefault("image", True)
-    if entry.input == "image" and data not in IMAGES:
+    ds = tdata.load(data, seed=data_seed, data_root=data_root, n=n, **opts)
+    if entry.input == "image" and len(ds.shape) != 3:
         raise ValueError(
-            f"data: model {model!r} needs an image dataset ({', '.join(IMAGES)}), got {data!r}"
+            f"data: model {model!r} needs images of shape (C, H, W): a built-in image dataset "
+            f"({', '.join(IMAGES)}) or a .npy/.npz file of shape (N, C, H, W); {data!r} has "
+            f"events of shape {ds.shape}"
         )
-    return tdata.load(data, seed=data_seed, data_root=data_root, n=n, **opts)
+    return ds
 
 
 def prepare(
