@@ -10,10 +10,20 @@ import safetensors.torch
 import torch
 
 import tractable as tr
+from tractable.registry import MODELS, get_entry
 
 from ..transforms.registry import randomize
 
 SMALL = {"hidden": (16, 16), "transforms": 3}
+BUILDERS = {
+    "nice": tr.flows.NICE,
+    "realnvp": tr.flows.RealNVP,
+    "maf": tr.flows.MAF,
+    "iaf": tr.flows.IAF,
+    "nsf": tr.flows.NSF,
+    "planar": tr.flows.Planar,
+    "radial": tr.flows.Radial,
+}
 BUILDERS_2D = {
     "nice": dict(SMALL),
     "realnvp": dict(SMALL),
@@ -29,13 +39,15 @@ ONE_D = {"maf", "iaf", "nsf-ar", "planar", "radial"}
 
 def make(key: str, features: int = 2, scale: float = 0.2, **extra: object) -> tr.flows.Flow:
     name = key.split("-")[0]
-    flow = tr.flows.build(name, features, **BUILDERS_2D[key], **extra)
+    flow = BUILDERS[name](features, **BUILDERS_2D[key], **extra)
     randomize(flow, scale)
     return flow
 
 
 def test_every_builder_is_tested() -> None:
-    assert {k.split("-")[0] for k in BUILDERS_2D} == set(tr.flows.BUILDERS)
+    vector_flows = {n for n, e in MODELS.items() if e.family == "flow"}
+    assert {k.split("-")[0] for k in BUILDERS_2D} == set(BUILDERS) == vector_flows
+    assert all(MODELS[n].builder() is BUILDERS[n] for n in vector_flows)
 
 
 @pytest.mark.parametrize("key", sorted(BUILDERS_2D))
@@ -130,7 +142,7 @@ def test_save_load_round_trip(key: str, tmp_path) -> None:
     flow.eval()
     path = tmp_path / "flow.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in flow.state_dict().items()}, path)
-    other = tr.flows.build(key.split("-")[0], 2, **BUILDERS_2D[key])
+    other = BUILDERS[key.split("-")[0]](2, **BUILDERS_2D[key])
     other.load_state_dict(safetensors.torch.load_file(path))
     other.eval()
     x = torch.randn(9, 2)
@@ -221,7 +233,7 @@ def test_validation_can_be_switched_off() -> None:
         (lambda: tr.flows.MAF(2, permutation="spin"), "permutation: expected"),
         (lambda: tr.flows.NSF(2, variant="x"), "variant: expected"),
         (lambda: tr.flows.NSF(2, bins=0), "bins: expected an int >= 1"),
-        (lambda: tr.flows.build("glowing", 2), "name: unknown flow 'glowing'"),
+        (lambda: get_entry("glowing"), "model: unknown model 'glowing'"),
         (lambda: tr.flows.MAF(2, context=-1), "context: expected an int >= 0"),
         (lambda: tr.flows.Planar(2, hidden=(3,)), "hidden: planar flows have no hidden"),
         (lambda: tr.flows.RealNVP(2, norm="layer"), "norm: expected"),
@@ -237,7 +249,7 @@ def test_maf_density_is_one_pass_and_iaf_sampling_is_one_pass() -> None:
     reverse. Counted with forward hooks."""
     D = 5
     for name, expect_lp, expect_sample in (("maf", 1, D), ("iaf", D, 1)):
-        flow = tr.flows.build(name, D, transforms=1, hidden=(8,))
+        flow = BUILDERS[name](D, transforms=1, hidden=(8,))
         made = flow.layers[0].made if name == "maf" else flow.layers[0].base_transform.made
         calls: list[int] = []
         made.register_forward_hook(lambda *a, calls=calls: calls.append(1))

@@ -15,16 +15,17 @@ import tractable as tr
 from tractable.data.dequantization import VariationalDequantizer
 from tractable.data.preprocess import Preprocessor
 from tractable.flows.image import (
-    IMAGE_BUILDERS,
     Glow,
     MultiscaleFlow,
     MultiscaleRealNVP,
     interpolate,
 )
+from tractable.registry import MODELS
 
 from ..transforms.registry import randomize
 
 SHAPE = (1, 4, 4)
+IMAGE_BUILDERS = {"glow": Glow, "multiscale-realnvp": MultiscaleRealNVP}
 TINY = {
     "glow": dict(levels=2, depth=2, hidden=4),
     "glow-additive-plain": dict(levels=2, depth=1, hidden=4, coupling="additive", lu=False),
@@ -46,7 +47,8 @@ keys = sorted(TINY)
 
 
 def test_builders_table() -> None:
-    assert IMAGE_BUILDERS == {"glow": Glow, "multiscale-realnvp": MultiscaleRealNVP}
+    image_flows = {n: e.builder() for n, e in MODELS.items() if e.family == "image flow"}
+    assert image_flows == IMAGE_BUILDERS
 
 
 @pytest.mark.parametrize("key", keys)

@@ -11,18 +11,16 @@ import torch
 
 import tractable as tr
 from tractable.continuous import CNF, FFJORD
-from tractable.flows.image import IMAGE_BUILDERS, Glow, MultiscaleFlow, MultiscaleRealNVP
+from tractable.flows.image import Glow, MultiscaleFlow, MultiscaleRealNVP
 from tractable.protocol import Model
 
 from ..transforms.registry import randomize
-from .test_builders import BUILDERS_2D
+from .test_builders import BUILDERS, BUILDERS_2D
+from .test_image import IMAGE_BUILDERS
 
 # every builder, with small options: (builder, event shape, options)
 MODELS = {
-    **{
-        key: (tr.flows.BUILDERS[key.split("-")[0]], (2,), options)
-        for key, options in BUILDERS_2D.items()
-    },
+    **{key: (BUILDERS[key.split("-")[0]], (2,), options) for key, options in BUILDERS_2D.items()},
     "glow": (Glow, (1, 4, 4), dict(levels=2, depth=1, hidden=4)),
     "multiscale-realnvp": (
         MultiscaleRealNVP,
@@ -45,7 +43,7 @@ def make(key: str, context: int = 0) -> torch.nn.Module:
 
 def test_every_builder_is_covered() -> None:
     names = {key.split("-")[0] for key in MODELS} | set(MODELS)
-    assert set(tr.flows.BUILDERS) | set(IMAGE_BUILDERS) | {"ffjord"} <= names
+    assert set(BUILDERS) | set(IMAGE_BUILDERS) | {"ffjord"} <= names
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
@@ -113,7 +111,7 @@ def test_continuous_flow_reports_its_evaluations() -> None:
 
 def test_builders_publish_every_option() -> None:
     # the model registry reads the options a user may pass with -o NAME=VALUE from the signature
-    builders = [*tr.flows.BUILDERS.values(), *IMAGE_BUILDERS.values(), FFJORD]
+    builders = [*BUILDERS.values(), *IMAGE_BUILDERS.values(), FFJORD]
     for builder in builders:
         kinds = {p.kind for p in inspect.signature(builder).parameters.values()}
         assert not kinds & {inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL}

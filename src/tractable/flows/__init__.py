@@ -1,9 +1,8 @@
 r"""Flow models and their builders."""
 
 from .base import Flow
-from .builders import BUILDERS, IAF, MAF, NICE, NSF, Planar, Radial, RealNVP, build
+from .builders import IAF, MAF, NICE, NSF, Planar, Radial, RealNVP
 from .image import (
-    IMAGE_BUILDERS,
     GaussianPrior,
     Glow,
     MultiscaleFlow,
@@ -13,8 +12,6 @@ from .image import (
 
 __all__ = [
     "Flow",
-    "BUILDERS",
-    "build",
     "NICE",
     "RealNVP",
     "MAF",
@@ -22,7 +19,6 @@ __all__ = [
     "NSF",
     "Planar",
     "Radial",
-    "IMAGE_BUILDERS",
     "GaussianPrior",
     "Glow",
     "MultiscaleFlow",

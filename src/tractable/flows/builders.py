@@ -386,27 +386,3 @@ def Radial(stack: StackOptions) -> Flow:  # noqa: N802
         torch.Size([3, 2])
     """
     return _layer_stack(stack, RadialLayer, "radial")
-
-
-BUILDERS: dict[str, Callable[..., Flow]] = {
-    "nice": NICE,
-    "realnvp": RealNVP,
-    "maf": MAF,
-    "iaf": IAF,
-    "nsf": NSF,
-    "planar": Planar,
-    "radial": Radial,
-}
-
-
-def build(name: str, features: int, **options: object) -> Flow:
-    r"""Build a flow by its lower-case name (``"maf"``, ``"realnvp"``, ``"nsf"``, ...).
-
-    Example:
-        >>> import tractable as tr
-        >>> type(tr.flows.build("maf", 2)).__name__
-        'Flow'
-    """
-    if name not in BUILDERS:
-        raise ValueError(f"name: unknown flow {name!r}; expected one of {sorted(BUILDERS)}")
-    return BUILDERS[name](features, **options)

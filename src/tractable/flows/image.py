@@ -162,9 +162,6 @@ def MultiscaleRealNVP(  # noqa: N802
     return MultiscaleFlow(shape, stages, context, embedding)
 
 
-IMAGE_BUILDERS = {"glow": Glow, "multiscale-realnvp": MultiscaleRealNVP}
-
-
 # -- utilities -------------------------------------------------------------------------------
 def interpolate(
     model: nn.Module,
@@ -230,7 +227,6 @@ def interpolate(
 
 
 __all__ = [
-    "IMAGE_BUILDERS",
     "GaussianPrior",
     "Glow",
     "MultiscaleFlow",

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .. import flows
 from ..checks import check_positive_int
 from ..distributions import MixtureOfGaussians, StandardNormal
+from ..flows.builders import IAF, MAF
 from ..nn.autoencoder import check_hidden, event_layout
 from .decoders import BernoulliDecoder, CategoricalDecoder, Decoder, GaussianDecoder
 from .encoders import FlowEncoder, GaussianEncoder
@@ -35,13 +35,6 @@ _ACCEPTS = {
     "discrete": ("gaussian", *GRID_DECODERS),
     "binary": ("bernoulli", *GRID_DECODERS),
 }
-
-
-def _flow_builder(name: str) -> object:
-    builder = getattr(flows, name, None)
-    if builder is None:
-        raise ValueError(f"tractable.flows.{name} is not available in this installation")
-    return builder
 
 
 def build_decoder(
@@ -204,7 +197,7 @@ def build_vae(
 
     encoder: nn.Module = GaussianEncoder(event, latent, hidden=hidden, activation=activation)
     if posterior == "iaf":
-        iaf = _flow_builder("IAF")(
+        iaf = IAF(
             latent, context=encoder.features, transforms=flow_transforms, hidden=tuple(flow_hidden)
         )
         encoder = FlowEncoder(encoder, iaf)
@@ -220,7 +213,7 @@ def build_vae(
             encoder, pseudo_inputs, bounds=(0.0, 1.0) if decoder in _UNIT_DATA else None
         )
     else:
-        p_z = _flow_builder("MAF")(latent, transforms=flow_transforms, hidden=tuple(flow_hidden))
+        p_z = MAF(latent, transforms=flow_transforms, hidden=tuple(flow_hidden))
     model = VAE(encoder, dec, p_z, objective=objective, k=k, warmup=warmup)
     model.config = {
         "shape": list(event) if len(event) > 1 else event[0],
