@@ -82,6 +82,8 @@ _TINY: dict[str, Case] = {
             (FEATURES,),
             {"hidden": [8], "solver": "rk4", "steps": 2, "adjoint": False},
         ),
+        Case("gaussian", "gaussian", (FEATURES,), {}),
+        Case("mixture", "mixture", (FEATURES,), {"components": 3, "covariance": "full"}),
         Case("glow", "glow", IMAGE, {"depth": 1, "hidden": 4, "levels": 1}),
         Case(
             "multiscale-realnvp",

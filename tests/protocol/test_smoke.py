@@ -27,6 +27,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "nsf": {"transforms": 1, "hidden": [8], "bins": 4},
     "planar": {"transforms": 2},
     "radial": {"transforms": 2},
+    "gaussian": {},
+    "mixture": {"components": 3},
     "ffjord": {"hidden": [8], "solver": "rk4", "steps": 2, "adjoint": False},
     "glow": {"depth": 1, "hidden": 4, "levels": 1},
     "multiscale-realnvp": {"depth": 1, "hidden": 4, "blocks": 1},

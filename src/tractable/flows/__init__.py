@@ -1,6 +1,7 @@
 r"""Flow models and their builders."""
 
 from .base import Flow
+from .baselines import Gaussian, GaussianMixture
 from .builders import IAF, MAF, NICE, NSF, Planar, Radial, RealNVP
 from .image import (
     GaussianPrior,
@@ -19,6 +20,8 @@ __all__ = [
     "NSF",
     "Planar",
     "Radial",
+    "Gaussian",
+    "GaussianMixture",
     "GaussianPrior",
     "Glow",
     "MultiscaleFlow",
