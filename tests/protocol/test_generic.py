@@ -16,6 +16,7 @@ from tractable.protocol import ESTIMATORS, Model
 from tractable.registry import MODELS, build_model
 from tractable.train import TrainConfig, fit, load_latest_checkpoint, load_model, resume, save_model
 
+from ..train.helpers import assert_bitwise_equal, params_of
 from .cases import CASES, Case, takes_context
 
 ids = [c.name for c in CASES]
@@ -42,17 +43,6 @@ def ready(case: Case) -> nn.Module:
 
 def batch_of(x: Tensor, c: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
     return x if c is None else (x, c)
-
-
-def params_of(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def assert_bitwise_equal(a: dict[str, Tensor], b: dict[str, Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype, k
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.fixture(params=CASES, ids=ids)
