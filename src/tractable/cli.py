@@ -90,6 +90,13 @@ def _fmt(value: Any, se: Any = None) -> str:
     return text
 
 
+def _estimator(result: dict[str, Any], split: str) -> str:
+    r"""``exact``, or e.g. ``iwae, k=100: a bound``: the estimator and the kind of number."""
+    name, kind = result.get(f"{split}_estimator"), result.get(f"{split}_estimate_kind")
+    text = str(name) + (f", k={result[f'{split}_k']}" if f"{split}_k" in result else "")
+    return text if kind in (None, name) else f"{text}: {'an' if kind == 'estimate' else 'a'} {kind}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import runs
 
@@ -141,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if metrics.get("test_nll") is not None:
         lines.append(
             f"test NLL: {_fmt(metrics['test_nll'], metrics.get('test_nll_se'))} nats/example "
-            f"({metrics.get('test_estimator')}, {metrics.get('test_estimate_kind')})"
+            f"({_estimator(metrics, 'test')})"
         )
     else:
         lines.append("test NLL: not defined (the model has no likelihood)")
@@ -182,9 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     s = args.split
     lines = [
         f"{s} NLL: {_fmt(result[f'{s}_nll'], result[f'{s}_nll_se'])} nats/example "
-        f"({result.get(f'{s}_estimator')}, {result.get(f'{s}_estimate_kind')}"
-        + (f", k={result[f'{s}_k']}" if f"{s}_k" in result else "")
-        + ")"
+        f"({_estimator(result, s)})"
     ]
     if result.get(f"{s}_bpd") is not None:
         lines.append(f"{s} bits/dim: {_fmt(result[f'{s}_bpd'], result.get(f'{s}_bpd_se'))}")
