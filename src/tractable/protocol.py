@@ -13,7 +13,9 @@ directory, the command line, the metrics and the reports never ask which family 
   :class:`~tractable.estimators.Estimate` tagged with its kind;
 * ``sample(n, context=None, temperature=1.0)``: draws in the model's space;
 * ``extra_log()``: numbers the trainer writes to ``log.jsonl`` beside the loss;
-* ``log_prob(x, context=None)``: only where the density is exact (and differentiable).
+* ``log_prob(x, context=None)``: only where the density is exact (and differentiable);
+* ``parts()``, ``updates(step)`` and ``loss(batch, part)``: only for a family trained by
+  several optimisers (a GAN's discriminator and generator), see :mod:`tractable.train.updates`.
 
 The estimator names mean the same thing everywhere (Python API, ``tractable eval
 --estimator``, ``metrics.json``):

@@ -36,6 +36,7 @@ from .guards import BatchTransform, check_finite_model, model_loss
 from .rng import capture_globals
 from .schedule import LRSchedule
 from .serialization import atomic_write_bytes, atomic_write_json, model_state, tensors_to_bytes
+from .updates import optimizer_state
 
 ValLossFn = Callable[[nn.Module, Batch], Tensor]
 LogExtra = Callable[[nn.Module, int], Mapping[str, float]]
@@ -70,7 +71,7 @@ class TrainState:
     config: TrainConfig
     run_dir: Path | None
     ctx: DistContext
-    optimizer: torch.optim.Optimizer
+    optimizers: dict[str, torch.optim.Optimizer]  # one per part (see train.updates)
     schedule: LRSchedule
     noise: torch.Generator
     counters: Counters
@@ -181,7 +182,7 @@ def checkpoint(run: TrainState, log: Any) -> None:
     state = {
         "format": "tractable-trainer/1",
         "counters": dataclasses.asdict(run.counters),
-        "optimizer": run.optimizer.state_dict(),
+        **optimizer_state(run.optimizers),
         "schedule": run.schedule.state_dict(),
         "noise": run.noise.get_state(),
         "rng": rng,

@@ -66,8 +66,17 @@ from .guards import (
     truncate_log,
 )
 from .rng import restore_globals, seed_globals
-from .schedule import LRSchedule, clip_gradients, make_optimizer
+from .schedule import LRSchedule, clip_gradients
 from .serialization import atomic_write_bytes, atomic_write_json, read_json, tensors_to_bytes
+from .updates import (
+    SINGLE,
+    base_rates,
+    has_parts,
+    load_optimizer_state,
+    make_optimizers,
+    plan,
+    update_parts,
+)
 
 
 def fit(
@@ -232,7 +241,7 @@ def resume(
             val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
         )  # fmt: skip
         model.load_state_dict(weights["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(run.optimizers, state)
         run.schedule.load_state_dict(state["schedule"])
         run.noise.set_state(state["noise"])
         run.counters = Counters(**state["counters"])
@@ -288,7 +297,7 @@ def _start(
         config=config,
         run_dir=run_path,
         ctx=ctx,
-        optimizer=make_optimizer(model.parameters(), config),
+        optimizers=make_optimizers(model, config),
         schedule=LRSchedule(config),
         noise=noise,
         counters=Counters(),
@@ -304,6 +313,11 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
     cfg, ctx, c, model = run.config, run.ctx, run.counters, run.model
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
+    multi = has_parts(model)
+    optimizer = None if multi else run.optimizers[SINGLE]
+    bases = base_rates(model, cfg)
+    if multi and ctx.enabled:
+        raise ValueError("model: a model with several optimisers (parts) trains in one process")
     loss_module: nn.Module = LossModule(model)
     if ctx.enabled:
         ids = [ctx.device.index] if ctx.device is not None and ctx.device.type == "cuda" else None
@@ -334,26 +348,38 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
                 parts = (apply_transform(run.batch_transform, parts[0], run.noise), *parts[1:])
             batch = to_batch(take(parts, shard), device)
 
-            # Forward and backward; the loss and the gradient norm are global (rank averages).
             lr = run.schedule.rate(c.step)
-            for group in run.optimizer.param_groups:
-                group["lr"] = lr
-            run.optimizer.zero_grad(set_to_none=True)
-            loss = loss_module(batch)
-            check_loss(loss)
-            loss.backward()
-            loss_value = (
-                float(all_reduce_sum(loss.detach().double().reshape(1), ctx)) / ctx.world_size
-            )
-            grad_norm = clip_gradients(params, cfg.grad_clip)
+            if multi:
+                # several optimisers (train.updates): each update's loss and gradient checked
+                scale = lr / cfg.lr
+                rates = {name: base * scale for name, base in bases.items()}
+                loss_value, grad_norm, skipped = update_parts(
+                    model, run.optimizers, plan(model, c.step), batch, rates, cfg.grad_clip
+                )
+                finite = skipped == 0
+            else:
+                # Forward and backward; the loss and the gradient norm are global (rank averages).
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_module(batch)
+                check_loss(loss)
+                loss.backward()
+                loss_value = (
+                    float(all_reduce_sum(loss.detach().double().reshape(1), ctx)) / ctx.world_size
+                )
+                grad_norm = clip_gradients(params, cfg.grad_clip)
+                finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
+                if finite:
+                    optimizer.step()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
 
             # Divergence guard: a non-finite loss or gradient never reaches the weights.
-            if math.isfinite(loss_value) and math.isfinite(grad_norm):
-                run.optimizer.step()
+            if finite:
                 c.consecutive_nonfinite = 0
                 c.loss_sum, c.loss_count = c.loss_sum + loss_value, c.loss_count + 1
             else:
-                run.optimizer.zero_grad(set_to_none=True)
                 c.consecutive_nonfinite += 1
                 c.nonfinite_total += 1
                 if c.consecutive_nonfinite >= cfg.max_consecutive_nonfinite:
