@@ -59,6 +59,9 @@ class Entry:
             options) -> (model options, preprocessing overrides)``.
         interpolate: ``"module:attribute"`` of ``interpolate(model, a, b, steps)`` for models
             with a latent space to walk in, or ``None``.
+        train_defaults: trainer settings (:class:`~tractable.train.TrainConfig` fields) the
+            family needs by default, under the user's own (e.g. a GAN keeps its last weights:
+            a validation loss does not rank a generator).
     """
 
     name: str
@@ -70,6 +73,7 @@ class Entry:
     shape_argument: str = "features"
     defaults: str = "tractable.flows.defaults:run_defaults"
     interpolate: str | None = None
+    train_defaults: tuple[tuple[str, Any], ...] = ()
 
     def builder(self) -> Callable[..., nn.Module]:
         return _resolve(self.target)

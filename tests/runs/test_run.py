@@ -112,3 +112,17 @@ def test_refusals_are_one_line_and_up_front(tmp_path: Path) -> None:
     assert not any((tmp_path / d).exists() for d in "abc")
     with pytest.raises(FileNotFoundError, match="holds no run"):
         Run.load(tmp_path)
+
+
+def test_runs_on_data_with_known_modes_log_their_coverage(tmp_path: Path) -> None:
+    _train(
+        tmp_path / "run", "maf", "8gaussians", n=256, steps=4,
+        options={"transforms": 1, "hidden": [8]}, train_options={"eval_every": 2},
+    )  # fmt: skip
+    lines = [json.loads(s) for s in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evaluated = [r for r in lines if "val_loss" in r]
+    assert len(evaluated) == 2
+    assert all(0 <= r["modes_captured"] <= 8 and 0 <= r["high_quality"] <= 1 for r in evaluated)
+    # other data have no modes to count
+    _train(tmp_path / "moons", "maf", "moons", n=256, options={"transforms": 1, "hidden": [8]})
+    assert "modes_captured" not in (tmp_path / "moons" / "log.jsonl").read_text()

@@ -23,8 +23,12 @@ from typing import Any
 
 import torch
 
-from ..registry import build_model
+from ..data import toy_modes
+from ..evaluation.functions import MIXTURE_STD
+from ..metrics import mode_coverage
+from ..registry import build_model, get_entry
 from ..train import TrainConfig, fit, read_json, resume
+from ..train.bookkeeping import LogExtra
 from ..train.serialization import atomic_write_json
 from .run import Run, count_parameters
 from .setup import Setup, from_config, prepare
@@ -89,6 +93,7 @@ def train_run(
             "eval_every": every,
             # a checkpoint at every evaluation: an interrupted run loses at most that much
             "checkpoint_every": every,
+            **dict(get_entry(model).train_defaults),
             **(train_options or {}),
         }
     )
@@ -106,10 +111,38 @@ def train_run(
         data_config=setup.data_config,
         batch_transform=setup.batch_transform(),
         progress=progress,
+        log_extra=mode_log(setup),
     )
     if not is_main_process():
         return summary
     return finish_run(run_dir, summary, net, setup, plots=plots)
+
+
+def mode_log(setup: Setup, n: int = 1000) -> LogExtra | None:
+    r"""For data with known modes (the mixture toys), what the trainer logs at every
+    evaluation: how many modes ``n`` samples capture and the fraction of high-quality samples
+    (within 3 standard deviations of a mode; Srivastava et al. 2017). ``None`` otherwise."""
+    name = setup.dataset.name
+    if name not in MIXTURE_STD or setup.dataset.shape != (2,) or setup.conditional:
+        return None
+    modes = toy_modes(name)
+    std = float(setup.dataset.options.get("std", MIXTURE_STD[name]))
+    prep = setup.preprocess
+
+    def log_extra(model: torch.nn.Module, step: int) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(step)
+                x = prep.inverse(model.sample(n).reshape(n, 2))
+        finally:
+            model.train(was_training)
+        finite = torch.isfinite(x).all(1)
+        out = mode_coverage(x[finite].double().numpy(), modes, std=std)
+        return {"modes_captured": out.modes_captured, "high_quality": out.fraction_high_quality}
+
+    return log_extra
 
 
 def continue_run(
@@ -131,6 +164,7 @@ def continue_run(
         batch_transform=setup.batch_transform(),
         progress=progress,
         steps=steps,
+        log_extra=mode_log(setup),
     )
     if not is_main_process():
         return summary
