@@ -7,6 +7,7 @@ Validation is on by default and can be switched off for speed, globally with
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -91,10 +92,13 @@ def check_event(
     event_shape: Sequence[int],
     like: Tensor | None = None,
     finite: bool = True,
+    allow_empty: bool = False,
 ) -> Tensor:
     r"""Validate a batch whose trailing dimensions must equal ``event_shape``.
 
-    Returns the (possibly cast) tensor with exactly one batch dimension in front.
+    Returns the (possibly cast) tensor with exactly one batch dimension in front. An empty batch
+    ``(0, *event_shape)`` is refused unless ``allow_empty`` (model entry points that follow
+    torch's convention of an empty result for an empty batch).
     """
     value = as_float_tensor(value, name, like)
     if not _ENABLED:
@@ -106,7 +110,7 @@ def check_event(
         if value.dim() == len(event_shape) and tuple(value.shape) == event_shape:
             hint = "; for a single example add a batch dimension, e.g. x.unsqueeze(0)"
         raise ValueError(f"{name}: expected shape {expected}, got {tuple(value.shape)}{hint}")
-    if value.shape[0] == 0:
+    if value.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name}: expected at least one row, got shape {tuple(value.shape)}")
     if finite:
         check_finite(value, name)
@@ -147,3 +151,17 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
     return value
+
+
+class UndefinedStandardErrorWarning(UserWarning):
+    r"""A standard error over a single value was asked for: it is undefined and reported as
+    ``None`` (JSON ``null``), never NaN."""
+
+
+def warn_undefined_se(what: str, stacklevel: int = 3) -> None:
+    r"""Warn that the standard error of ``what`` over one value is undefined (``None``)."""
+    warnings.warn(
+        f"{what}: the standard error of a single value is undefined; it is reported as None",
+        UndefinedStandardErrorWarning,
+        stacklevel=stacklevel,
+    )

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from tractable.checks import UndefinedStandardErrorWarning
 from tractable.estimators import (
     Estimate,
     LinearGaussian,
@@ -124,6 +125,9 @@ def test_log_mean_exp_is_stable() -> None:
     assert all_zero.item() == -math.inf
     with pytest.raises(ValueError, match="t"):
         log_mean_exp(torch.zeros(0, 2), 0)
+    for bad in (math.nan, math.inf):  # issue 18, 13: NaN (or +inf) in, NaN out
+        with pytest.raises(ValueError, match=r"t: expected values in \[-inf, inf\)"):
+            log_mean_exp(torch.tensor([0.0, bad]))
 
 
 def test_estimate_fields_and_json() -> None:
@@ -132,7 +136,16 @@ def test_estimate_fields_and_json() -> None:
     assert est.bits_per_dim(2) == pytest.approx(1 / math.log(2))
     json.dumps(est.to_dict())
     one = exact(lambda x: -x.pow(2).sum(1), torch.ones(1, 2))
-    assert math.isnan(one.se)  # one example: no spread to measure
+    assert one.se is None  # one example: no spread to measure, and never NaN (issue 18, 4)
+    with pytest.warns(UndefinedStandardErrorWarning, match="single value is undefined"):
+        report = one.to_dict()
+    assert report["se"] is None
+    json.dumps(report, allow_nan=False)
+    empty = exact(lambda x: -x.pow(2).sum(1), torch.ones(0, 2))
+    assert empty.values.shape == (0,) and empty.mean is None and empty.nll is None
+    assert empty.bits_per_dim(2) is None and empty.mc_se is None
+    json.dumps(empty.to_dict(), allow_nan=False)
+    str(one), str(empty)
     with pytest.raises(ValueError, match="kind"):
         Estimate("x", "guess", torch.zeros(2), 0.0, 0.0)
 

@@ -298,7 +298,7 @@ def test_bad_images_and_configurations_are_rejected() -> None:
         model.loss(torch.zeros(2, 64))
     with pytest.raises(ValueError, match=r"x: expected shape \(N, 1, 8, 8\)"):
         model.loss(torch.zeros(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="event_shape"):
+    with pytest.raises(ValueError, match=r"shape: expected D or \(C, H, W\)"):
         build_vae((8, 8))
     with pytest.raises(ValueError, match="prior: expected one of"):
         build_vae(4, prior="laplace")

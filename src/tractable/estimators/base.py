@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import check_positive_int
+from ..checks import check_positive_int, warn_undefined_se
 
 KINDS = ("exact", "estimate", "bound")
 
@@ -30,7 +30,8 @@ def log_mean_exp(t: Tensor, dim: int = 0) -> Tensor:
 
     .. math:: \log \frac{1}{k} \sum_{i=1}^{k} e^{t_i} = \operatorname{logsumexp}(t) - \log k
 
-    Rows that are all :math:`-\infty` give :math:`-\infty` (zero probability), not NaN.
+    Rows that are all :math:`-\infty` give :math:`-\infty` (zero probability), not NaN; NaN and
+    :math:`+\infty` in ``t`` are refused with a ``ValueError``.
 
     Example:
         >>> import torch
@@ -45,17 +46,25 @@ def log_mean_exp(t: Tensor, dim: int = 0) -> Tensor:
     k = t.shape[dim]
     if k == 0:
         raise ValueError(f"t: expected a non-empty dimension {dim}, got shape {tuple(t.shape)}")
+    if bool(torch.isnan(t).any()) or bool((t == math.inf).any()):
+        raise ValueError(
+            f"t: expected values in [-inf, inf), found {int(torch.isnan(t).sum())} NaN and "
+            f"{int((t == math.inf).sum())} +inf entries in a tensor of shape {tuple(t.shape)}"
+        )
     return torch.logsumexp(t, dim=dim) - math.log(k)
 
 
-def _summary(values: Tensor) -> tuple[float, float]:
-    # Mean over examples and its standard error s / sqrt(N): NaN for one example (undefined),
-    # inf when some value is infinite (a zero-probability example makes the spread unbounded).
+def _summary(values: Tensor) -> tuple[float | None, float | None]:
+    # Mean over examples and its standard error s / sqrt(N): None for no example (both) or one
+    # example (the standard error, undefined), inf when some value is infinite (a
+    # zero-probability example makes the spread unbounded). Never NaN.
     v = values.detach().double()
-    mean = float(v.mean())
     n = v.numel()
+    if n == 0:
+        return None, None
+    mean = float(v.mean())
     if n == 1:
-        return mean, math.nan
+        return mean, None
     if not bool(torch.isfinite(v).all()):
         return mean, math.inf
     return mean, float(v.std(unbiased=True)) / math.sqrt(n)
@@ -69,10 +78,12 @@ class Estimate:
         method: the estimator that produced it (``"exact"``, ``"enumerate"``,
             ``"naive_monte_carlo"``, ``"importance_sampling"``, ``"elbo"``, ``"iwae"``).
         kind: ``"exact"``, ``"estimate"`` or ``"bound"`` (see the module docstring).
-        values: ``(N,)`` one value per example.
-        mean: the mean of ``values`` over the examples.
+        values: ``(N,)`` one value per example (``(0,)`` for an empty batch).
+        mean: the mean of ``values`` over the examples (``None`` for an empty batch).
         se: the standard error of ``mean`` across examples, :math:`s/\sqrt{N}`: the spread due to
-            the finite test set (NaN when :math:`N = 1`, inf when a value is infinite).
+            the finite test set (``None`` when :math:`N \le 1`, inf when a value is infinite).
+            Never NaN: :meth:`to_dict` reports it as ``null``, with an
+            :class:`~tractable.checks.UndefinedStandardErrorWarning` for :math:`N = 1`.
         k: the number of samples per example (``None`` for exact values).
         per_example_se: ``(N,)`` the Monte Carlo standard error of each value, or ``None`` where
             it is not defined (exact values; one sample). For importance sampling it is the
@@ -93,8 +104,8 @@ class Estimate:
     method: str
     kind: str
     values: Tensor
-    mean: float
-    se: float
+    mean: float | None
+    se: float | None
     k: int | None = None
     per_example_se: Tensor | None = None
     ess: Tensor | None = None
@@ -123,9 +134,10 @@ class Estimate:
         return cls(method, kind, values, mean, se, k, per_example_se, ess, repeats)
 
     @property
-    def nll(self) -> float:
-        r"""The mean negative log-likelihood in nats, :math:`-\text{mean}`."""
-        return -self.mean
+    def nll(self) -> float | None:
+        r"""The mean negative log-likelihood in nats, :math:`-\text{mean}` (``None`` when
+        ``mean`` is)."""
+        return None if self.mean is None else -self.mean
 
     @property
     def mc_se(self) -> float | None:
@@ -135,18 +147,22 @@ class Estimate:
         sampling noise of the estimator alone, as opposed to ``se``, which is dominated by the
         spread of the test examples. ``None`` when ``per_example_se`` is not defined.
         """
-        if self.per_example_se is None:
+        if self.per_example_se is None or self.per_example_se.numel() == 0:
             return None
         n = self.per_example_se.numel()
         return float(self.per_example_se.double().pow(2).sum().sqrt()) / n
 
-    def bits_per_dim(self, dims: int) -> float:
-        r"""The mean NLL in bits per dimension, :math:`-\text{mean} / (D \ln 2)`."""
+    def bits_per_dim(self, dims: int) -> float | None:
+        r"""The mean NLL in bits per dimension, :math:`-\text{mean} / (D \ln 2)` (``None`` for
+        an empty batch)."""
         check_positive_int(dims, "dims")
-        return self.nll / (dims * math.log(2))
+        nll = self.nll
+        return None if nll is None else nll / (dims * math.log(2))
 
     def to_dict(self) -> dict[str, object]:
-        r"""A JSON-friendly summary (no per-example tensors)."""
+        r"""A JSON-friendly summary (no per-example tensors); undefined numbers are ``None``."""
+        if self.se is None and self.values.numel() == 1:
+            warn_undefined_se(f"{self.method} estimate")
         out: dict[str, object] = {
             "method": self.method,
             "kind": self.kind,
@@ -158,17 +174,19 @@ class Estimate:
             "repeats": self.repeats,
             "mc_se": self.mc_se,
         }
-        if self.ess is not None:
+        if self.ess is not None and self.ess.numel() > 0:
             ess = self.ess.double()
             out["ess_mean"] = float(ess.mean())
             out["ess_min"] = float(ess.min())
         return out
 
     def __str__(self) -> str:
-        text = f"{self.method} ({self.kind}): {self.mean:.4f} +- {self.se:.4f} nats"
+        mean = "undefined" if self.mean is None else f"{self.mean:.4f}"
+        se = "" if self.se is None else f" +- {self.se:.4f}"
+        text = f"{self.method} ({self.kind}): {mean}{se} nats"
         if self.k is not None:
             text += f", k={self.k}"
-        if self.ess is not None:
+        if self.ess is not None and self.ess.numel() > 0:
             text += f", mean ESS={float(self.ess.double().mean()):.1f}"
         return text
 

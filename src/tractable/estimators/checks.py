@@ -8,6 +8,8 @@ of one call holds at most :data:`DEFAULT_MAX_ELEMENTS` values (64 MB in float32)
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -17,8 +19,8 @@ DEFAULT_MAX_ELEMENTS = 2**24
 
 
 def check_examples(x: object) -> Tensor:
-    r"""Check a batch of examples ``(N, ...)`` with :math:`N \ge 1` (finite if floating) and
-    return it.
+    r"""Check a batch of examples ``(N, ...)`` (finite if floating) and return it. An empty
+    batch (:math:`N = 0`) is allowed: the estimators give it an empty :class:`Estimate`.
 
     Example:
         >>> import torch
@@ -27,8 +29,8 @@ def check_examples(x: object) -> Tensor:
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < 1 or x.shape[0] == 0:
-        raise ValueError(f"x: expected shape (N, ...) with N >= 1, got {tuple(x.shape)}")
+    if x.dim() < 1:
+        raise ValueError(f"x: expected shape (N, ...), got a scalar {tuple(x.shape)}")
     if x.is_floating_point() or x.is_complex():
         check_finite(x, "x")
     return x
@@ -67,7 +69,7 @@ def row_limit(x: Tensor, max_rows: int | None) -> int:
         (16, 7)
     """
     if max_rows is None:
-        row = max(1, x[0].numel())
+        row = max(1, math.prod(x.shape[1:]))
         return max(1, DEFAULT_MAX_ELEMENTS // row)
     return check_positive_int(max_rows, "max_rows")
 

@@ -56,6 +56,8 @@ def exact(
         shape = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
         raise ValueError(f"context: expected a tensor with {n} rows to match x, got {shape}")
     b = n if batch_size is None else check_positive_int(batch_size, "batch_size")
+    if n == 0:
+        return Estimate.from_values("exact", "exact", torch.zeros(0, dtype=torch.float64))
     values = []
     with torch.no_grad():
         for start in range(0, n, b):
@@ -85,6 +87,8 @@ def enumerate_latent(
     states = latent_states(support, x)
     rows = row_limit(x, max_rows)
     s_count, n = states.shape[0], x.shape[0]
+    if n == 0:
+        return Estimate.from_values("enumerate", "exact", torch.zeros(0, dtype=torch.float64))
     b_size = min(n, rows)
     out = []
     with torch.no_grad():

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from ..checks import check_event, check_positive_int
+from ..checks import as_float_tensor, check_event, check_finite, check_positive_int
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -27,6 +27,17 @@ def _positive(value: float, name: str) -> float:
     if not value > 0 or not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite float > 0, got {value}")
     return float(value)
+
+
+def _parameter(value: object, name: str, dims: int, expected: str) -> Tensor:
+    r"""A finite real tensor of ``dims`` non-empty dimensions (``expected`` names its shape)."""
+    if isinstance(value, Tensor) and (value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+    value = as_float_tensor(value, name)
+    if value.dim() != dims or value.numel() == 0:
+        raise ValueError(f"{name}: expected a tensor of shape {expected}, got {tuple(value.shape)}")
+    check_finite(value, name)
+    return value
 
 
 class LinearGaussian:
@@ -57,10 +68,10 @@ class LinearGaussian:
     """
 
     def __init__(self, W: Tensor, mu: Tensor, sigma: float) -> None:
-        if not isinstance(W, Tensor) or W.dim() != 2:
-            raise ValueError(f"W: expected a tensor of shape (D, L), got {W!r}")
-        if not isinstance(mu, Tensor) or tuple(mu.shape) != (W.shape[0],):
-            raise ValueError(f"mu: expected shape ({W.shape[0]},), got {getattr(mu, 'shape', mu)}")
+        W = _parameter(W, "W", 2, "(D, L)")
+        mu = _parameter(mu, "mu", 1, f"({W.shape[0]},)")
+        if tuple(mu.shape) != (W.shape[0],):
+            raise ValueError(f"mu: expected shape ({W.shape[0]},), got {tuple(mu.shape)}")
         self.W = W
         self.mu = mu.to(W)
         self.sigma = _positive(sigma, "sigma")
@@ -189,17 +200,14 @@ class DiscreteMixture:
     """
 
     def __init__(self, logits: Tensor, means: Tensor, scales: Tensor) -> None:
-        if not isinstance(means, Tensor) or means.dim() != 2:
-            raise ValueError(f"means: expected a tensor of shape (K, D), got {means!r}")
+        means = _parameter(means, "means", 2, "(K, D)")
         K, D = means.shape
-        if not isinstance(logits, Tensor) or tuple(logits.shape) != (K,):
-            raise ValueError(
-                f"logits: expected shape ({K},), got {getattr(logits, 'shape', logits)}"
-            )
-        if not isinstance(scales, Tensor) or tuple(scales.shape) != (K, D):
-            raise ValueError(
-                f"scales: expected shape ({K}, {D}), got {getattr(scales, 'shape', scales)}"
-            )
+        logits = _parameter(logits, "logits", 1, f"({K},)")
+        if tuple(logits.shape) != (K,):
+            raise ValueError(f"logits: expected shape ({K},), got {tuple(logits.shape)}")
+        scales = _parameter(scales, "scales", 2, f"({K}, {D})")
+        if tuple(scales.shape) != (K, D):
+            raise ValueError(f"scales: expected shape ({K}, {D}), got {tuple(scales.shape)}")
         if not bool((scales > 0).all()):
             raise ValueError("scales: expected positive values")
         self.log_weights = torch.log_softmax(logits.to(means), 0)

@@ -148,6 +148,9 @@ def _weight_stats(
     n = x.shape[0]
     b_size = min(n, rows)
     parts: dict[str, list[Tensor]] = {"lse1": [], "lse2": [], "mean": [], "var": []}
+    if n == 0:
+        empty = torch.zeros(0, dtype=torch.float64, device=x.device)
+        return {key: empty for key in parts}
     for start in range(0, n, b_size):
         xb = x[start : start + b_size]
         b = xb.shape[0]
@@ -389,7 +392,9 @@ def iwae(
     values = draws.mean(0)
     se = None
     if repeats > 1:
-        se = draws.std(0, unbiased=True) / math.sqrt(repeats)
+        # (an empty batch has no spread to reduce over)
+        spread = draws.std(0, unbiased=True) if values.numel() else torch.zeros_like(values)
+        se = spread / math.sqrt(repeats)
         se = torch.where(torch.isfinite(values), se, torch.full_like(se, math.inf))
     return Estimate.from_values("iwae", "bound", values, k, se, None, repeats)
 

@@ -130,6 +130,27 @@ def run_defaults(kind: str, levels: int | None, options: dict) -> tuple[dict, di
     return model, ({"dequantize": False} if kind == "discrete" else {})
 
 
+def check_shape(shape: object) -> tuple[int, ...]:
+    r"""The event shape of a VAE: an int ``D`` or a sequence ``(D,)`` or ``(C, H, W)`` of
+    positive ints, as a tuple.
+
+    Example:
+        >>> check_shape(6), check_shape([1, 8, 8])
+        ((6,), (1, 8, 8))
+    """
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"shape: expected an int D or a sequence (C, H, W), got {shape!r}")
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in shape):
+        raise TypeError(f"shape: expected ints, got {tuple(shape)!r}")
+    if len(shape) not in (1, 3) or any(s < 1 for s in shape):
+        raise ValueError(f"shape: expected D or (C, H, W) with sizes >= 1, got {tuple(shape)}")
+    event = tuple(shape)
+    event_layout(event)
+    return event
+
+
 def build_vae(
     shape: int | Sequence[int],
     latent: int = 50,
@@ -180,8 +201,7 @@ def build_vae(
         >>> sum(p.numel() for p in model.parameters())
         425284
     """
-    event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
-    event_layout(event)
+    event = check_shape(shape)
     decoder = "bernoulli" if decoder is None else decoder
     check_positive_int(latent, "latent")
     hidden = check_hidden(hidden)
@@ -239,6 +259,7 @@ def build_vae(
 
 __all__ = [
     "build_vae",
+    "check_shape",
     "build_decoder",
     "run_defaults",
     "PRIORS",

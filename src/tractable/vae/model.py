@@ -30,13 +30,14 @@ exact density (so no ``log_prob``), and :meth:`VAE.estimate` offers the estimato
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_positive_int
+from ..checks import check_event, check_positive_int
 from ..distributions import DiagNormal, StandardNormal
 from ..estimators import Estimate, importance_sampling, log_mean_exp
 from ..estimators import elbo as elbo_estimate
@@ -48,6 +49,20 @@ from .priors import check_temperature
 
 OBJECTIVES = ("elbo", "iwae")
 DEFAULT_K = 100  # samples per example of VAE.estimate
+
+
+def check_beta(value: object) -> float:
+    r"""The KL weight :math:`\beta` as a float, after checking it is a finite number >= 0.
+
+    Example:
+        >>> check_beta(0.5)
+        0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"beta: expected a float >= 0, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"beta: expected a finite float >= 0, got {value!r}")
+    return float(value)
 
 
 class VAE(nn.Module):
@@ -177,9 +192,7 @@ class VAE(nn.Module):
                 f"beta: this model's beta follows the warm-up schedule (warmup={self.warmup}); "
                 "call set_step(step), or build it with warmup=0 to set beta by hand"
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"beta: expected a float >= 0, got {value!r}")
-        self._beta = float(value)
+        self._beta = check_beta(value)
 
     def set_step(self, step: int) -> None:
         r"""Set the training step that drives the KL warm-up."""
@@ -187,7 +200,11 @@ class VAE(nn.Module):
         self.step.fill_(step)
 
     # -- the terms --------------------------------------------------------------------------
-    def _check(self, x: Tensor) -> Tensor:
+    def _check(self, x: Tensor, allow_empty: bool = False) -> Tensor:
+        if allow_empty and isinstance(x, Tensor) and x.dim() > 0 and x.shape[0] == 0:
+            # an empty batch: only its shape to check (torch's convention, an empty result)
+            like = next(self.parameters(), None)
+            return check_event(x, "x", self.event_shape, like=like, allow_empty=True)
         return self.decoder.check(x)
 
     def _log_joint(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -230,7 +247,11 @@ class VAE(nn.Module):
         ``(N, *event_shape) -> (N,)``; ``beta = 1`` is the bound itself.
         """
         check_positive_int(k, "k")
-        rec, kl = self._elbo_parts(self._check(x), k)
+        beta = check_beta(beta)
+        x = self._check(x, allow_empty=True)
+        if x.shape[0] == 0:
+            return x.new_zeros(0)
+        rec, kl = self._elbo_parts(x, k)
         return rec - beta * kl
 
     def iwae(self, x: Tensor, k: int = 5, beta: float = 1.0) -> Tensor:
@@ -243,7 +264,11 @@ class VAE(nn.Module):
         ``beta = 1`` is the bound itself. ``(N, *event_shape) -> (N,)``.
         """
         check_positive_int(k, "k")
-        log_px, log_pz, log_q, _, _ = self._weights(self._check(x), k)
+        beta = check_beta(beta)
+        x = self._check(x, allow_empty=True)
+        if x.shape[0] == 0:
+            return x.new_zeros(0)
+        log_px, log_pz, log_q, _, _ = self._weights(x, k)
         return log_mean_exp(log_px + beta * (log_pz - log_q), dim=0)
 
     # -- the protocol -----------------------------------------------------------------------
@@ -342,7 +367,7 @@ class VAE(nn.Module):
                 f"repeats: only method 'iwae' averages repeated draws, got repeats={repeats} "
                 f"with method {method!r}"
             )
-        x = self._check(x)
+        x = self._check(x, allow_empty=True)
         common = {"sample_and_log_q": self._proposal, "k": k, "max_rows": max_rows}
         was_training = self.training
         self.eval()
@@ -357,7 +382,7 @@ class VAE(nn.Module):
 
     def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""``n`` draws ``(n, *event_shape)``: :math:`z \sim p_T(z)`, then
-        :math:`x \sim p(x \mid z)`.
+        :math:`x \sim p(x \mid z)`; ``n = 0`` gives an empty ``(0, *event_shape)``.
 
         ``temperature`` :math:`T` scales the spread of the prior draws (Kingma and Dhariwal
         2018), :math:`z = T\epsilon` for a standard normal prior; priors that support it
@@ -368,9 +393,12 @@ class VAE(nn.Module):
         """
         if context is not None:
             raise ValueError("context: a VAE is unconditional, got a context tensor")
-        check_positive_int(n, "n")
+        check_positive_int(n, "n", minimum=0)
         t = check_temperature(temperature)
         with torch.no_grad():
+            if n == 0:
+                # one draw sliced to none: the dtype and event shape of an empty sample
+                return self.decoder.sample(self._prior_draw(1, t))[:0]
             return self.decoder.sample(self._prior_draw(n, t))
 
     def _prior_draw(self, n: int, temperature: float) -> Tensor:
