@@ -497,8 +497,10 @@ def nll_to_report(nll_model: Tensor, ladj: Tensor, dataset: Any) -> dict[str, An
       :math:`\operatorname{mean}(\ell_Y)` and ``bpd`` is ``nll`` :math:`/(D \ln 2)`.
 
     Returns:
-        a dict with ``nll``, ``nll_se`` (standard error over examples), ``bpd``, ``bpd_se``
-        (``None`` for continuous data), ``nll_model`` (mean model-space NLL), ``n``, ``dims``,
+        a dict with ``nll``, ``nll_se`` (standard error over examples; ``None``, with an
+        :class:`~tractable.checks.UndefinedStandardErrorWarning`, for a single example), ``bpd``,
+        ``bpd_se`` (both ``None`` for continuous data; ``bpd_se`` is ``None`` whenever
+        ``nll_se`` is), ``nll_model`` (mean model-space NLL), ``n``, ``dims``,
         ``kind``, ``levels`` and ``meaning`` (the sentence above, for the record).
 
     Example:
@@ -517,19 +519,21 @@ def nll_to_report(nll_model: Tensor, ladj: Tensor, dataset: Any) -> dict[str, An
         raise TypeError(f"nll_model: expected a torch.Tensor, got {type(nll_model).__name__}")
     if nll_model.dim() != 1:
         raise ValueError(f"nll_model: expected shape (N,), got {tuple(nll_model.shape)}")
+    if not isinstance(ladj, Tensor):
+        raise TypeError(f"ladj: expected a torch.Tensor, got {type(ladj).__name__}")
     nll_x = -prep.log_likelihood(-nll_model.detach().double(), ladj.detach().double())
     dims = prep.dims
     nll, nll_se = mean_and_se(nll_x)
     bpd = bpd_se = None
     if prep.kind != "continuous":
         bpd = float(bits_per_dim(nll, dims))
-        bpd_se = nll_se / (dims * math.log(2))
+        bpd_se = None if nll_se is None else nll_se / (dims * math.log(2))
     return {
         "nll": nll,
         "nll_se": nll_se,
         "bpd": bpd,
         "bpd_se": bpd_se,
-        "nll_model": mean_and_se(nll_model)[0],
+        "nll_model": float(nll_model.detach().double().mean()),
         "n": int(nll_x.numel()),
         "dims": dims,
         "kind": prep.kind,

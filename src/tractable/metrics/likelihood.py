@@ -17,9 +17,14 @@ import math
 import torch
 from torch import Tensor
 
+from ..checks import warn_undefined_se
 
-def mean_and_se(values: Tensor) -> tuple[float, float]:
+
+def mean_and_se(values: Tensor) -> tuple[float, float | None]:
     r"""The mean of ``values`` (N,) and its standard error :math:`s / \sqrt{N}`.
+
+    The standard error of a single value is undefined: it is returned as ``None`` (JSON
+    ``null``), never NaN, with an :class:`~tractable.checks.UndefinedStandardErrorWarning`.
 
     Example:
         >>> import torch
@@ -34,13 +39,47 @@ def mean_and_se(values: Tensor) -> tuple[float, float]:
     if not bool(torch.isfinite(values).all()):
         raise ValueError("values: expected finite values, found NaN or infinity")
     n = values.numel()
-    se = float(values.std(unbiased=True)) / math.sqrt(n) if n > 1 else math.nan
-    return float(values.mean()), se
+    if n == 1:
+        warn_undefined_se("values")
+        return float(values.mean()), None
+    return float(values.mean()), float(values.std(unbiased=True)) / math.sqrt(n)
+
+
+def _check_vector(value: object, name: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != 1:
+        raise ValueError(f"{name}: expected shape (N,), got {tuple(value.shape)}")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name}: expected a real tensor, got dtype {value.dtype}")
+    if not value.is_floating_point():
+        value = value.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(
+            f"{name}: expected finite values, found {int(torch.isnan(value).sum())} NaN and "
+            f"{int(torch.isinf(value).sum())} infinite entries"
+        )
+    return value
 
 
 def data_space_nll(nll_model: Tensor, ladj_preprocess: Tensor) -> Tensor:
     r"""Per-example NLL in the space before preprocessing:
-    :math:`-\log p_X(u) = -\log p_Y(g(u)) - \log|\det J_g(u)|`."""
+    :math:`-\log p_X(u) = -\log p_Y(g(u)) - \log|\det J_g(u)|`.
+
+    Both arguments are finite ``(N,)`` tensors of the same length.
+
+    Example:
+        >>> import torch
+        >>> data_space_nll(torch.tensor([2.0, 3.0]), torch.tensor([0.5, -1.0]))
+        tensor([1.5000, 4.0000])
+    """
+    nll_model = _check_vector(nll_model, "nll_model")
+    ladj_preprocess = _check_vector(ladj_preprocess, "ladj_preprocess")
+    if nll_model.shape != ladj_preprocess.shape:
+        raise ValueError(
+            f"ladj_preprocess: expected shape {tuple(nll_model.shape)} to match nll_model, got "
+            f"{tuple(ladj_preprocess.shape)}"
+        )
     return nll_model - ladj_preprocess
 
 
@@ -61,5 +100,15 @@ def bits_per_dim(nll_nats: Tensor | float, dims: int, levels: int | None = None)
         isinstance(levels, bool) or not isinstance(levels, int) or levels < 2
     ):
         raise ValueError(f"levels: expected an int >= 2 or None, got {levels!r}")
+    if isinstance(nll_nats, Tensor):
+        if nll_nats.is_complex() or nll_nats.dtype == torch.bool:
+            raise TypeError(f"nll_nats: expected a real tensor, got dtype {nll_nats.dtype}")
+        finite = bool(torch.isfinite(nll_nats).all())
+    elif isinstance(nll_nats, (int, float)) and not isinstance(nll_nats, bool):
+        finite = math.isfinite(nll_nats)
+    else:
+        raise TypeError(f"nll_nats: expected a float or a tensor, got {type(nll_nats).__name__}")
+    if not finite:
+        raise ValueError(f"nll_nats: expected finite values, got {nll_nats!r}")
     offset = dims * math.log(levels) if levels is not None else 0.0
     return (nll_nats + offset) / (dims * math.log(2))
