@@ -68,6 +68,11 @@ def as_float_tensor(value: object, name: str, like: Tensor | None = None) -> Ten
     return value
 
 
+class NonFiniteError(ValueError):
+    r"""A tensor holds NaN or infinity (a ``ValueError``; the trainer tells a model's own
+    non-finite values during training from bad data by this type)."""
+
+
 def check_finite(value: Tensor, name: str) -> None:
     r"""Raise a ``ValueError`` naming ``name`` when ``value`` holds NaN or infinity.
 
@@ -80,7 +85,7 @@ def check_finite(value: Tensor, name: str) -> None:
     if not bool(torch.isfinite(value).all()):
         n_nan = int(torch.isnan(value).sum())
         n_inf = int(torch.isinf(value).sum())
-        raise ValueError(
+        raise NonFiniteError(
             f"{name}: expected finite values, found {n_nan} NaN and {n_inf} infinite entries "
             f"in a tensor of shape {tuple(value.shape)}"
         )
