@@ -272,8 +272,8 @@ def test_bad_input() -> None:
         flow.log_prob(torch.randn(2, *SHAPE), torch.randn(2, 3))
     with pytest.raises(ValueError, match="context: this flow is unconditional"):
         flow.sample(2, torch.randn(1, 3))
-    with pytest.raises(ValueError, match="n: expected an int >= 1"):
-        flow.sample(0)
+    with pytest.raises(ValueError, match="n: expected an int >= 0"):
+        flow.sample(-1)
 
 
 # -- utilities --------------------------------------------------------------------------------

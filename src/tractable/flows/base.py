@@ -111,8 +111,8 @@ class Flow(nn.Module):
         return math.prod(self.event_shape)
 
     # -- input handling ---------------------------------------------------------------------
-    def _x(self, x: Tensor, name: str = "x") -> Tensor:
-        return check_event(x, name, self.event_shape, like=self._anchor)
+    def _x(self, x: Tensor, name: str = "x", allow_empty: bool = False) -> Tensor:
+        return check_event(x, name, self.event_shape, like=self._anchor, allow_empty=allow_empty)
 
     def _c(self, context: Tensor | None, batch: int | None) -> Tensor | None:
         context = check_context(context, self.context_features, batch, like=self._anchor)
@@ -126,14 +126,18 @@ class Flow(nn.Module):
         r"""Base draws: ``n`` of them, or ``n`` for each of the ``M`` context rows as
         ``(M * n, ...)`` with the (checked, embedded) context repeated to match; returns the
         draws, that context and the leading shape of the samples, ``(n,)`` or ``(M, n)``."""
-        check_positive_int(n, "n")
+        check_positive_int(n, "n", minimum=0)
         if self.context_features == 0:
             if context is not None:
                 raise ValueError("context: this flow is unconditional but a context was given")
-            return self.base.rsample(n, temperature), None, (n,)
+            return self._base_draws(n, temperature), None, (n,)
         c = self._c(context, None)
         m = c.shape[0]
-        return self.base.rsample(m * n, temperature), c.repeat_interleave(n, dim=0), (m, n)
+        return self._base_draws(m * n, temperature), c.repeat_interleave(n, dim=0), (m, n)
+
+    def _base_draws(self, n: int, temperature: float) -> Tensor:
+        # one draw sliced to none checks the temperature and gives the dtype and shape of n = 0
+        return self.base.rsample(n, temperature) if n else self.base.rsample(1, temperature)[:0]
 
     # -- the public surface -----------------------------------------------------------------
     def transform(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -149,7 +153,12 @@ class Flow(nn.Module):
         return x
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        r"""The exact log-density of each row of ``x``: ``(N, *event_shape) -> (N,)``."""
+        r"""The exact log-density of each row of ``x``: ``(N, *event_shape) -> (N,)``; an empty
+        batch ``(0, *event_shape)`` gives an empty ``(0,)``, as in :mod:`torch.distributions`."""
+        x = self._x(x, allow_empty=True)
+        if x.shape[0] == 0:
+            self._c(context, 0)
+            return x.new_zeros(0)
         z, ladj = self.transform(x, context)
         return self.base.log_prob(z) + ladj
 
@@ -195,17 +204,22 @@ class Flow(nn.Module):
         check_method(self, method)
         if k is not None:
             raise ValueError(f"k: the exact log-density draws no samples; expected None, got {k!r}")
+        if self._x(x, allow_empty=True).shape[0] == 0:
+            self._c(context, 0)  # an empty batch: checked here, as log_prob is never called
         return exact(self, x, batch_size, context=context)
 
     def sample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Draw ``n`` samples: ``(n, *event_shape)``, or ``(M, n, *event_shape)`` given an
-        ``(M, C)`` context. ``temperature`` scales the base distribution's spread."""
+        ``(M, C)`` context. ``temperature`` scales the base distribution's spread. ``n = 0``
+        gives an empty tensor of that shape."""
         with torch.no_grad():
             return self.rsample(n, context, temperature)
 
     def rsample(self, n: int, context: Tensor | None = None, temperature: float = 1.0) -> Tensor:
         r"""Like :meth:`sample`, but differentiable with respect to the flow's parameters."""
         z, c, lead = self._draw(n, context, temperature)
+        if z.shape[0] == 0:
+            return z.new_zeros((*lead, *self.event_shape))
         x, _ = self.layers.inverse(z, c)
         return x.reshape(*lead, *self.event_shape)
 
@@ -219,6 +233,8 @@ class Flow(nn.Module):
         J_{f^{-1}}(z)|`. Shapes: ``(n, *event_shape)`` and ``(n,)``, or with a leading ``M``
         for ``M`` context rows."""
         z, c, lead = self._draw(n, context, temperature)
+        if z.shape[0] == 0:
+            return z.new_zeros((*lead, *self.event_shape)), z.new_zeros(lead)
         x, ladj_inv = self.layers.inverse(z, c)
         log_p = self.base.log_prob(z) - ladj_inv
         return x.reshape(*lead, *self.event_shape), log_p.reshape(lead)
