@@ -167,3 +167,33 @@ def test_other_bad_files(tmp_path: Path) -> None:
         tr.data.load(tmp_path / "x.csv", label_column=5)
     with pytest.raises(ValueError, match="integer class labels"):
         tr.data.load(tmp_path / "x.csv", label_column=0)
+
+
+def test_values_that_overflow_float32_name_the_file(tmp_path: Path) -> None:
+    # issue 18, 11: 1e308 used to end in "mean: expected finite values"
+    rows = "\n".join(f"{i},{i + 1}" for i in range(20))
+    path = tmp_path / "big.csv"
+    path.write_text(f"a,b\n1e308,1\n{rows}\n")
+    with pytest.raises(ValueError, match=r"big\.csv: the value 1e\+308 \(data row 0\) overflows"):
+        tr.data.load(str(path), dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"big\.csv: cannot standardise"):
+        tr.data.load(str(path), dtype=torch.float64)
+    ds = tr.data.load(str(path), dtype=torch.float64, standardize=False)
+    assert bool(torch.isfinite(ds.train).all())
+    npz = tmp_path / "big.npz"
+    ok = np.ones((4, 2))
+    np.savez(npz, train=np.full((4, 2), -1e300), val=ok, test=ok)
+    with pytest.raises(ValueError, match=r"big\.npz\[train\]: the value -1e\+300 .* overflows"):
+        tr.data.load(str(npz), dtype=torch.float32)
+
+
+def test_a_directory_is_not_a_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "folder").mkdir()
+    for name in (str(tmp_path / "folder"), str(tmp_path / "folder") + "/"):
+        with pytest.raises(ValueError, match="is a directory, not a data file"):
+            tr.data.load(name)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="'folder' is a directory"):
+        tr.data.load("folder")
+    with pytest.raises(ValueError, match="is a directory"):
+        tr.data.files.load_file(tmp_path / "folder", seed=0, n=None)

@@ -99,6 +99,20 @@ def _check_array(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
+def _check_range(x: np.ndarray, dtype: torch.dtype, where: str) -> None:
+    r"""A ``ValueError`` naming ``where`` (the file) when a value of ``x`` does not fit in
+    ``dtype``: it would become infinite, e.g. 1e308 in float32."""
+    limit = torch.finfo(dtype).max
+    big = np.abs(x) > limit
+    if big.any():
+        first = np.argwhere(big)[0]
+        raise ValueError(
+            f"{where}: the value {float(x[tuple(first)]):g} (data row {int(first[0])}) overflows "
+            f"{str(dtype).replace('torch.', '')}, whose largest finite value is {limit:g}; "
+            "rescale the data, or load it with dtype=torch.float64"
+        )
+
+
 def _check_labels(labels: np.ndarray, n: int, where: str) -> np.ndarray:
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.number):
         raise ValueError(f"{where}: expected numeric labels of shape ({n},), got {labels.shape}")
@@ -150,6 +164,8 @@ def load_file(
         standardize: standardise continuous data with training statistics (default ``True``).
         val_fraction, test_fraction: held-out fractions when the file has no splits.
     """
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; expected a data file ({', '.join(SUFFIXES)})")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -206,6 +222,12 @@ def load_file(
     else:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; expected one of {SUFFIXES}")
 
+    target = dtype or torch.get_default_dtype()
+    if splits is None:
+        _check_range(x, target, str(path))
+    else:
+        for s, v in splits.items():
+            _check_range(v, target, f"{path}[{s}]")
     if labels is not None:
         labels = _check_labels(labels, len(x), f"{path} labels")
     if splits is None:
@@ -257,7 +279,15 @@ def load_file(
             raise ValueError("logit: the logit transform needs discrete data (pass levels=...)")
         kind = "continuous"
         standardize = True if standardize is None else standardize
-        prep = fit_standardizer(tensors["train"]) if standardize else Preprocessor(shape)
+        try:
+            prep = fit_standardizer(tensors["train"]) if standardize else Preprocessor(shape)
+        except ValueError as err:
+            # the values fit the dtype but their spread does not (e.g. 1e300 and -1e300)
+            raise ValueError(
+                f"{path}: cannot standardise the training split, its mean or spread overflows "
+                f"{str(tensors['train'].dtype).replace('torch.', '')} ({err}); rescale the data "
+                "or pass standardize=False"
+            ) from None
     options = {
         k: v
         for k, v in {

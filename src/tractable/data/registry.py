@@ -73,7 +73,7 @@ def _looks_like_path(name: str) -> bool:
         os.sep in name
         or "/" in name
         or Path(name).suffix.lower() in SUFFIXES
-        or (name.lower() not in _REGISTRY and Path(name).is_file())
+        or (name.lower() not in _REGISTRY and Path(name).exists())
     )
 
 
@@ -133,6 +133,11 @@ def load(
         name_or_path = os.fspath(name_or_path)
     if isinstance(name_or_path, str) and _looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
+        if path.is_dir():
+            raise ValueError(
+                f"name_or_path: {name_or_path!r} is a directory, not a data file; give a "
+                f"{', '.join(SUFFIXES)} file inside it, or a registered dataset name"
+            )
         if not path.is_file():
             raise FileNotFoundError(
                 f"name_or_path: {name_or_path!r} looks like a file path but no such file exists; "
