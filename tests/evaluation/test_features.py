@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_train_caches_and_loads(trained: tuple[Path, dict]) -> None:
     assert info["path"] == str(folder)
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     saved = json.loads((folder / "config.json").read_text())
-    assert saved["format"] == "tractable-features/1" and saved["name"] == "classifier:digits"
+    assert saved["format"] == "tractable-features/2" and saved["name"] == "classifier:digits"
     assert saved["model"] == {"shape": [1, 8, 8], "classes": 10, "width": 32, "features": 64}
     assert info["test_accuracy"] > 0.7  # ten classes: chance is 0.1
     ex = features.load("digits-binary", root=root)  # binary variants share the classifier
@@ -133,3 +134,64 @@ def test_cli_train_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert err.startswith("tractable: error: data: feature classifiers exist")
     assert main(["features", "show", "--data", "digits", "--out", str(tmp_path / "none")]) == 2
     assert "tractable features train --data digits" in capsys.readouterr().err
+
+
+def _check_pair(folder: Path) -> float:
+    """The accuracy that ``folder``'s config.json claims, after checking that its weights are
+    the ones it was written with (they give the same test accuracy)."""
+    ex = features.load("digits", path=folder)
+    ds = tr.data.load("digits")
+    p = ex.probs(features.intensities(ds.test, ds))
+    accuracy = float((p.argmax(1) == ds.test_labels.numpy()).mean())
+    assert accuracy == pytest.approx(ex.info["test_accuracy"])
+    return ex.info["test_accuracy"]
+
+
+@pytest.mark.parametrize("crash_at", ["write 1", "write 2", "rename"])
+def test_a_crash_while_caching_never_pairs_weights_and_metadata_of_two_trainings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    # issue 18, 9: the cache used to be written in two steps (metadata, then weights)
+    from tractable.train import serialization
+
+    folder = tmp_path / "cls"
+    first = features.train_extractor("digits", out=folder, steps=3, seed=0, progress=False)
+    assert _check_pair(folder) == first["test_accuracy"]
+    writes = []
+
+    def crash(path: Path, written: int) -> None:
+        writes.append(path)
+        if crash_at == f"write {len(writes)}":
+            raise KeyboardInterrupt  # the process dies in the middle of a file write
+
+    real_replace = os.replace
+
+    def crash_on_commit(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        if str(src).endswith(".tmp") and Path(src).is_dir():
+            raise KeyboardInterrupt  # dies with the old folder moved away, the new not in
+        real_replace(src, dst)
+
+    monkeypatch.setattr(serialization, "_fault_hook", crash)
+    if crash_at == "rename":
+        monkeypatch.setattr(os, "replace", crash_on_commit)
+    with pytest.raises(KeyboardInterrupt):
+        features.train_extractor("digits", out=folder, steps=40, seed=1, progress=False)
+    monkeypatch.undo()
+    assert _check_pair(folder) == first["test_accuracy"]  # the first extractor, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cls"]  # nothing left over
+    second = features.train_extractor("digits", out=folder, steps=40, seed=1, progress=False)
+    assert _check_pair(folder) == second["test_accuracy"] != first["test_accuracy"]
+
+
+def test_weights_that_do_not_match_the_metadata_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "cls"
+    features.train_extractor("digits", out=folder, steps=2, progress=False)
+    other = tmp_path / "other"
+    features.train_extractor("digits", out=other, steps=2, seed=3, progress=False)
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="weights that do not match its config.json"):
+        features.load("digits", path=folder)
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="out: .* holds other files"):
+        features.train_extractor("digits", out=other, steps=2, progress=False)
+    assert (other / "notes.txt").read_text() == "mine"

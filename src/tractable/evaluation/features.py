@@ -29,9 +29,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +62,9 @@ __all__ = [
 ENV_VAR = "TRACTABLE_FEATURES"
 INCEPTION_ENV_VAR = "TRACTABLE_INCEPTION_WEIGHTS"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-FORMAT = "tractable-features/1"
+# version 2: the weights' SHA-256 in config.json, the folder written as one unit
+FORMAT = "tractable-features/2"
+CACHE_FILES = ("config.json", "model.safetensors")
 # base image datasets a classifier can be trained on, with their default embedding width
 SUPPORTED = {"digits": 64, "mnist5k": 128, "mnist": 128, "cifar10": 128}
 # default training steps (batch 128): ~6 epochs of mnist5k, ~9 of digits
@@ -204,7 +209,7 @@ def train_extractor(
     Returns the saved ``config.json`` dict, with ``val_accuracy`` and ``test_accuracy``.
     """
     from .. import data as tdata
-    from ..train import TrainConfig, atomic_write_json, fit, save_model
+    from ..train import TrainConfig, fit
 
     base = base_name(data)
     steps = DEFAULT_STEPS[base] if steps is None else steps
@@ -253,10 +258,52 @@ def train_extractor(
         "val_accuracy": _accuracy(net, *split["val"]),
         "test_accuracy": _accuracy(net, intensities(ds.test, ds).float(), ds.test_labels),
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "config.json", info)
-    save_model(folder, net, arch)
-    return {**info, "model": arch, "path": str(folder)}
+    saved = write_cache(folder, net, {**info, "model": arch})
+    return {**saved, "path": str(folder)}
+
+
+def write_cache(folder: Path, net: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
+    r"""Write ``net``'s weights and ``info`` (with the weights' SHA-256 added) as the extractor
+    folder ``folder``, as one unit: both files go to a fresh temporary folder beside it, which
+    then replaces ``folder`` by renames. A crash at any moment leaves either the previous
+    extractor, whole, or the new one (or, between the two renames, none, which :func:`load`
+    reports), never the weights of one training with the metadata of another; :func:`load`
+    verifies the checksum. A ``folder`` holding other files than an extractor's is refused.
+    Returns the ``config.json`` dict written.
+    """
+    from ..train import atomic_write_bytes, atomic_write_json
+    from ..train.serialization import fsync_dir, model_state, tensors_to_bytes
+
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in CACHE_FILES)
+        if foreign:
+            raise ValueError(
+                f"out: {str(folder)!r} holds other files than a feature extractor's "
+                f"({', '.join(foreign[:5])}); choose an empty or new folder"
+            )
+    elif folder.exists():
+        raise ValueError(f"out: {str(folder)!r} exists and is not a folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    state = model_state(net)
+    if not all(bool(torch.isfinite(t).all()) for t in state.values()):
+        raise ValueError("net: refusing to cache a feature classifier with non-finite weights")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    old = tmp.with_suffix(".old")
+    try:
+        sha = atomic_write_bytes(tmp / "model.safetensors", tensors_to_bytes(state))
+        info = {**info, "weights_sha256": sha}
+        atomic_write_json(tmp / "config.json", info)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        fsync_dir(folder.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)  # put the previous extractor back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return info
 
 
 def load(
@@ -275,7 +322,16 @@ def load(
         )
     info = read_json(folder / "config.json")
     if not isinstance(info, dict) or info.get("format") != FORMAT or "model" not in info:
-        raise ValueError(f"features: {str(folder)!r} does not hold a {FORMAT} extractor")
+        raise ValueError(
+            f"features: {str(folder)!r} does not hold a {FORMAT} extractor (one cached by an "
+            "older version must be trained again)"
+        )
+    weights = (folder / "model.safetensors").read_bytes()
+    if hashlib.sha256(weights).hexdigest() != info.get("weights_sha256"):
+        raise ValueError(
+            f"features: {str(folder)!r} holds weights that do not match its config.json "
+            "(checksum); train the classifier again"
+        )
     state = load_state(folder / "model.safetensors")
     if not all(bool(torch.isfinite(t).all()) for t in state.values()):
         raise ValueError(f"features: {str(folder)!r} holds non-finite weights")
