@@ -11,7 +11,7 @@ import torch
 from scipy.integrate import quad
 from scipy.linalg import expm
 
-from tractable.continuous import CNF
+from tractable.continuous import CNF, EXACT_MAX_FEATURES
 from tractable.nn import ODEMLP
 
 A3 = torch.tensor([[-0.3, 1.0, 0.2], [-0.8, 0.1, 0.0], [0.4, -0.2, 0.5]])
@@ -216,7 +216,7 @@ def test_rnode_terms_zero_for_zero_field_and_positive_otherwise(
 
 # -- modes, dtypes and failures -----------------------------------------------------------------
 def test_estimator_follows_training_mode(random_field) -> None:
-    cnf = CNF(random_field(2, hidden=(8,)), solver="rk4", steps=4)
+    cnf = CNF(random_field(2, hidden=(8,)), solver="rk4", steps=4, divergence="hutchinson")
     x = torch.randn(3, 2)
     with torch.no_grad():
         exact1, exact2 = cnf.eval()(x)[1], cnf(x)[1]
@@ -224,8 +224,32 @@ def test_estimator_follows_training_mode(random_field) -> None:
     torch.testing.assert_close(exact1, exact2)  # deterministic
     assert (noisy1 - noisy2).abs().max() > 1e-4  # a fresh probe per solve
     assert (noisy1 - exact1).abs().max() > 1e-4
-    same = CNF(random_field(2, hidden=(8,)), solver="rk4", steps=4, eval_divergence=None).eval()
+    same = CNF(
+        random_field(2, hidden=(8,)),
+        solver="rk4",
+        steps=4,
+        divergence="hutchinson",
+        eval_divergence=None,
+    ).eval()
     assert same.eval_divergence == "hutchinson"
+
+
+@pytest.mark.parametrize(
+    ("features", "deterministic"), [(2, True), (EXACT_MAX_FEATURES + 1, False)]
+)
+def test_auto_divergence_is_exact_for_small_dimensions(
+    random_field, features: int, deterministic: bool
+) -> None:
+    cnf = CNF(random_field(features, hidden=(8,)), solver="rk4", steps=4).train()
+    assert cnf.divergence == "auto"
+    x = torch.randn(3, features)
+    with torch.no_grad():
+        a, b, exact = cnf(x)[1], cnf(x)[1], cnf.eval()(x)[1]
+    if deterministic:  # the exact trace: training and evaluation agree
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, exact)
+    else:  # Hutchinson: a fresh probe per solve
+        assert (a - b).abs().max() > 1e-4
 
 
 def test_works_under_no_grad_and_in_float32(random_field) -> None:

@@ -4,7 +4,7 @@ Chen et al. 2018 (Neural ODEs), Grathwohl et al. 2019 (FFJORD), Finlay et al. 20
 networks of the vector fields (:class:`~tractable.nn.ODEMLP`, ...) are in :mod:`tractable.nn`.
 """
 
-from .cnf import ADAPTIVE_SOLVERS, CNF, DIVERGENCES, FIXED_SOLVERS
+from .cnf import ADAPTIVE_SOLVERS, CNF, DIVERGENCES, EXACT_MAX_FEATURES, FIXED_SOLVERS
 from .divergence import NOISES, exact_divergence, hutchinson_divergence, hutchinson_noise
 from .ffjord import FFJORD, ContinuousFlow, reset_nfe, rnode_penalty, total_nfe
 
@@ -21,5 +21,6 @@ __all__ = [
     "ADAPTIVE_SOLVERS",
     "FIXED_SOLVERS",
     "DIVERGENCES",
+    "EXACT_MAX_FEATURES",
     "NOISES",
 ]

@@ -98,8 +98,12 @@ class ODEMLP(nn.Module):
     .. math:: f(z, t, c) = L_K(t, c) \circ a \circ L_{K-1}(t, c) \circ \dots \circ a
               \circ L_1(t, c)(z)
 
-    with every layer :math:`L_k` a :class:`ConcatSquashLinear` (``layer="concatsquash"``) or a
-    :class:`ConcatLinear` (``layer="concat"``), and :math:`a` a smooth activation.
+    with every layer :math:`L_k` a :class:`ConcatLinear` (``layer="concat"``, the default) or a
+    :class:`ConcatSquashLinear` (``layer="concatsquash"``), and :math:`a` a smooth activation
+    (``tanh`` by default). The defaults start training fastest on the 2-D toy densities
+    (``benchmarks/cnf.py``): at initialisation each concatsquash layer's sigmoid gate is about
+    1/2, and softplus has slope 1/2 at 0, so a deep concatsquash-softplus field starts with a
+    Jacobian far smaller than the plain tanh MLP's and learns the data's scale slowly.
 
     Args:
         features: the dimension ``D`` of the state ``z``.
@@ -124,8 +128,8 @@ class ODEMLP(nn.Module):
         features: int,
         context: int = 0,
         hidden: Sequence[int] = (64, 64),
-        layer: str = "concatsquash",
-        activation: str = "softplus",
+        layer: str = "concat",
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
         check_positive_int(features, "features")
