@@ -24,6 +24,7 @@ LAYERS = {
     "flows": {"transforms", "distributions", "nn", "estimators"},
     "continuous": {"flows", "transforms", "distributions", "nn", "estimators"},
     "vae": {"flows", "transforms", "distributions", "nn", "estimators"},
+    "gan": {"nn", "estimators"},
     "train": set(),
     "plots": set(),
     "registry": set(),  # the families are named as strings and imported on first use

@@ -127,6 +127,10 @@ MODELS: dict[str, Entry] = {
               "one Gaussian, full or diagonal covariance: the simplest exact density"),
         Entry("mixture", "baseline", "tractable.flows.baselines:GaussianMixture", "vector",
               "exact", "a mixture of Gaussians fitted by maximum likelihood (Bishop 2006)"),
+        Entry("gan", "GAN", "tractable.gan:build_gan", "any", "none",
+              "generative adversarial network: MLP or DCGAN, five objectives (Goodfellow et al. "
+              "2014)", "shape", defaults="tractable.gan.builders:run_defaults",
+              train_defaults=(("restore_best", False),)),
         Entry("vae", "VAE", "tractable.vae:build_vae", "any", "bound",
               "variational autoencoder; ELBO/IWAE training (Kingma and Welling 2014)", "shape",
               defaults="tractable.vae.builders:run_defaults"),

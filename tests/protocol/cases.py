@@ -84,6 +84,7 @@ _TINY: dict[str, Case] = {
         ),
         Case("gaussian", "gaussian", (FEATURES,), {}),
         Case("mixture", "mixture", (FEATURES,), {"components": 3, "covariance": "full"}),
+        Case("gan", "gan", (FEATURES,), {"hidden": [8], "noise": 2}),
         Case("glow", "glow", IMAGE, {"depth": 1, "hidden": 4, "levels": 1}),
         Case(
             "multiscale-realnvp",
@@ -106,6 +107,9 @@ _TINY: dict[str, Case] = {
 # further variants: a VAE whose samples follow the prior's temperature (a nearly
 # deterministic Gaussian decoder on real data)
 _VARIANTS = [
+    # a DCGAN with the gradient penalty, spectral norm and two critic steps per generator step
+    Case("gan-dcgan", "gan", IMAGE, {"width": 4, "noise": 4, "loss": "wgan-gp", "n_critic": 2}),
+    Case("gan-hinge", "gan", (FEATURES,), {"hidden": [8], "loss": "hinge", "simultaneous": True}),
     Case(
         "vae-gaussian",
         "vae",

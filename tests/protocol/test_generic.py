@@ -22,6 +22,17 @@ from .cases import CASES, Case, takes_context
 ids = [c.name for c in CASES]
 
 
+def evaluation(model: nn.Module, x: Tensor, c: Tensor | None) -> Tensor:
+    """What a model gives for data: its default estimate, or for a model without a likelihood
+    its loss (both under the caller's seed), and samples under the same seed."""
+    torch.manual_seed(3)
+    value = model.estimate(x, c).values if type(model).estimators else model.loss(batch_of(x, c))
+    torch.manual_seed(3)
+    return torch.cat(
+        [value.detach().reshape(-1), model.sample(2, c[:1] if c is not None else None).reshape(-1)]
+    )
+
+
 def randomize(model: nn.Module, scale: float = 0.2, seed: int = 1234) -> nn.Module:
     """Move every parameter off its (often identity) initialisation, deterministically, so
     that the consistency tests are not passed by an identity map."""
@@ -75,7 +86,9 @@ def test_implements_the_protocol(case: Case) -> None:
     assert isinstance(model, Model)
     assert type(model).likelihood == case.entry.likelihood
     estimators = type(model).estimators
-    assert isinstance(estimators, tuple) and estimators
+    assert isinstance(estimators, tuple)
+    # a model offers estimators exactly when it has a likelihood
+    assert bool(estimators) == (case.entry.likelihood != "none")
     assert set(estimators) <= set(ESTIMATORS)
     assert len(set(estimators)) == len(estimators)
     assert hasattr(model, "log_prob") == (case.entry.likelihood == "exact")
@@ -106,6 +119,10 @@ def test_estimate_of_every_method(case: Case) -> None:
         assert est.values.shape == (5,), method
         assert est.kind == ESTIMATORS[method], method
         assert torch.isfinite(est.values).all(), method
+    if not type(model).estimators:  # no likelihood: estimate says so, in one line
+        with pytest.raises(ValueError, match="no likelihood"):
+            model.estimate(x, c)
+        return
     default = model.estimate(x, c)
     assert default.kind == ESTIMATORS[type(model).estimators[0]]
 
@@ -233,10 +250,7 @@ def test_state_dict_round_trip(case: Case) -> None:
         torch.manual_seed(3)
         losses.append(m.train().loss(batch_of(x2, c)).detach())
     assert torch.equal(losses[0], losses[1])
-    values = []
-    for m in (model, fresh):
-        torch.manual_seed(3)
-        values.append(m.eval().estimate(x2, c).values)
+    values = [evaluation(m.eval(), x2, c) for m in (model, fresh)]
     assert torch.equal(values[0], values[1])
 
 
@@ -249,10 +263,7 @@ def test_library_format_round_trip(case: Case, tmp_path: Path) -> None:
     loaded = load_model(tmp_path, build_model)
     assert type(loaded) is type(model) and not loaded.training
     assert_bitwise_equal(params_of(loaded), params_of(model))
-    values = []
-    for m in (model, loaded):
-        torch.manual_seed(3)
-        values.append(m.estimate(x, c).values)
+    values = [evaluation(m, x, c) for m in (model, loaded)]
     assert torch.equal(values[0], values[1])
 
 
@@ -345,16 +356,22 @@ def test_nan_input_is_refused(case: Case) -> None:
 def test_context_is_checked(case: Case) -> None:
     model = case.build().eval()
     x = case.inputs(3)
+
+    def use(c: Tensor | None) -> object:
+        if type(model).estimators:
+            return model.estimate(x, c)
+        return model.loss(x if c is None else (x, c))
+
     if case.context:
         with pytest.raises(ValueError, match="context"):
-            model.estimate(x, None)
+            use(None)
         with pytest.raises(ValueError, match="context"):
             model.sample(2, None)
         with pytest.raises(ValueError, match="context"):
-            model.estimate(x, torch.randn(3, case.context + 1))
+            use(torch.randn(3, case.context + 1))
         with pytest.raises(ValueError, match="context"):
-            model.estimate(x, torch.randn(2, case.context))
-    else:
+            use(torch.randn(2, case.context))
+    elif type(model).estimators:
         with pytest.raises(ValueError, match="context"):
             model.estimate(x, torch.randn(3, 2))
         with pytest.raises(ValueError, match="context"):

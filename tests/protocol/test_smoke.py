@@ -33,6 +33,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "glow": {"depth": 1, "hidden": 4, "levels": 1},
     "multiscale-realnvp": {"depth": 1, "hidden": 4, "blocks": 1},
     "vae": {"latent": 2, "hidden": [8]},
+    "gan": {"hidden": [8], "width": 4, "noise": 4},
 }
 
 # the kinds of data: a toy, a user table, binary, discrete and continuous images (a user

@@ -1,0 +1,189 @@
+"""GANs against closed forms: the gradient penalty, spectral normalisation, the optimal
+discriminator of the minimax game and its value 2 JS - log 4, and the update plan."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tractable.gan import GAN, build_gan, gradient_penalty, spectral_normalize
+from tractable.gan.losses import discriminator_loss, generator_loss
+from tractable.train import TrainConfig, fit, load_latest_checkpoint
+
+
+def test_gradient_penalty_of_a_linear_critic() -> None:
+    # D(x) = w.x has gradient w everywhere: the penalty is (|w| - 1)^2 whatever the points
+    w = torch.tensor([0.3, -1.2, 2.0])
+    real, fake = torch.randn(16, 3), torch.randn(16, 3)
+    expected = (w.norm() - 1) ** 2
+    torch.testing.assert_close(gradient_penalty(lambda x: x @ w, real, fake), expected)
+
+
+def test_gradient_penalty_matches_finite_differences() -> None:
+    # a nonlinear critic: the penalty from central differences of D at the same interpolates
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        return net(x).squeeze(1)
+
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    g = torch.Generator().manual_seed(3)
+    penalty = gradient_penalty(critic, real, fake, generator=g)
+    eps = torch.rand((6, 1), generator=torch.Generator().manual_seed(3))
+    mixed = eps * real + (1 - eps) * fake
+    h = 1e-6
+    grads = torch.stack(
+        [(critic(mixed + h * e) - critic(mixed - h * e)) / (2 * h) for e in torch.eye(2)], 1
+    )
+    expected = ((grads.norm(dim=1) - 1) ** 2).mean()
+    torch.testing.assert_close(penalty.detach(), expected.detach(), atol=1e-8, rtol=1e-7)
+    # and it is differentiable in the critic's parameters (all but the last bias, which does
+    # not change the critic's gradient in x)
+    penalty.backward()
+    *used, last_bias = list(net.parameters())
+    assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in used)
+    assert last_bias.grad is None
+
+
+def test_spectral_norm_makes_the_largest_singular_value_one() -> None:
+    torch.manual_seed(0)
+    layer = nn.Sequential(nn.Linear(12, 7))
+    spectral_normalize(layer)
+    layer.train()
+    for _ in range(50):  # one power iteration per forward pass in training mode
+        layer(torch.randn(4, 12))
+    w = layer[0].weight.detach()  # the normalised weight W / sigma(W)
+    assert float(torch.linalg.matrix_norm(w, ord=2)) == pytest.approx(1.0, abs=1e-4)
+    original = layer[0].parametrizations.weight.original.detach()
+    assert float(torch.linalg.matrix_norm(original, ord=2)) != pytest.approx(1.0, abs=1e-2)
+
+
+def test_losses_at_known_scores() -> None:
+    real, fake = torch.tensor([0.0]), torch.tensor([0.0])
+    # D = 1/2 everywhere: the minimax discriminator loss is 2 log 2, the generator's -log 2
+    assert float(discriminator_loss("minimax", real, fake)) == pytest.approx(2 * math.log(2))
+    assert float(generator_loss("minimax", fake)) == pytest.approx(-math.log(2))
+    assert float(generator_loss("nonsaturating", fake)) == pytest.approx(math.log(2))
+    assert float(discriminator_loss("hinge", torch.tensor([0.5]), torch.tensor([-0.5]))) == 1.0
+    assert float(discriminator_loss("wgan", torch.tensor([3.0]), torch.tensor([1.0]))) == -2.0
+
+
+class _Shift(nn.Module):
+    r"""A fixed generator: z -> z + shift (1-D), so p_G = N(shift, 1)."""
+
+    def __init__(self, shift: float) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.tensor([shift]), requires_grad=False)
+        self.dummy = nn.Parameter(torch.zeros(1))  # the optimiser needs one trainable weight
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return z + self.shift + 0.0 * self.dummy
+
+
+def _normal_log_pdf(x: torch.Tensor, mu: float) -> torch.Tensor:
+    return -0.5 * (x - mu) ** 2 - 0.5 * math.log(2 * math.pi)
+
+
+def test_trained_discriminator_is_the_optimal_one_and_the_game_value_is_2js_minus_log4() -> None:
+    torch.manual_seed(0)
+    shift = 1.5
+    d = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
+
+    class Critic(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = d
+
+        def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+            return self.net(x).squeeze(1)
+
+    gan = GAN(_Shift(shift), Critic(), (1,), 1, loss="minimax", lr_d=3e-3, ema=0.0)
+    gan.updates = lambda step: [["discriminator"]]  # G stays fixed: only D learns
+    data = torch.randn(20_000, 1)
+    fit(gan, data, None, TrainConfig(steps=1500, batch_size=512, lr=3e-3), progress=False)
+    # D*(x) = p_data / (p_data + p_G)
+    grid = torch.linspace(-1.5, 3.0, 61).reshape(-1, 1)
+    with torch.no_grad():
+        trained = torch.sigmoid(gan.discriminator(grid))
+    optimal = torch.sigmoid(_normal_log_pdf(grid, 0.0) - _normal_log_pdf(grid, shift)).squeeze(1)
+    assert float((trained - optimal).abs().max()) < 0.03
+    # V(D*, G) = E_data log D*(x) + E_G log(1 - D*(G(z))) = 2 JS(p_data, p_G) - log 4, with JS
+    # by quadrature on a fine grid
+    x = torch.linspace(-12, 14, 200_001, dtype=torch.float64)
+    p, q = _normal_log_pdf(x, 0.0).exp(), _normal_log_pdf(x, shift).exp()
+    m = 0.5 * (p + q)
+    dx = float(x[1] - x[0])
+    js = 0.5 * float((p * torch.log(p / m)).sum() * dx + (q * torch.log(q / m)).sum() * dx)
+    with torch.no_grad():
+        real = torch.randn(400_000, 1, generator=torch.Generator().manual_seed(1))
+        fake = torch.randn(400_000, 1, generator=torch.Generator().manual_seed(2)) + shift
+        value = -float(discriminator_loss("minimax", gan.discriminator(real),
+                                          gan.discriminator(fake)))  # fmt: skip
+    assert value == pytest.approx(2 * js - math.log(4), abs=0.01)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_n_critic_discriminator_steps_per_generator_step(tmp_path: Path, k: int) -> None:
+    gan = build_gan((2,), noise=2, hidden=(8,), n_critic=k, ema=0.0)
+    steps = 4 * (k + 1)
+    cfg = TrainConfig(steps=steps, batch_size=16, checkpoint_every=steps)
+    fit(gan, torch.randn(64, 2), None, cfg, tmp_path / "run", progress=False)
+    opts = load_latest_checkpoint(tmp_path / "run")[2]["optimizers"]
+    d_steps = int(opts["discriminator"]["state"][0]["step"])
+    g_steps = int(opts["generator"]["state"][0]["step"])
+    assert (d_steps, g_steps) == (4 * k, 4)
+
+
+def test_simultaneous_updates_step_both_every_time(tmp_path: Path) -> None:
+    gan = build_gan((2,), noise=2, hidden=(8,), simultaneous=True, ema=0.0)
+    cfg = TrainConfig(steps=6, batch_size=16, checkpoint_every=6)
+    fit(gan, torch.randn(64, 2), None, cfg, tmp_path / "run", progress=False)
+    opts = load_latest_checkpoint(tmp_path / "run")[2]["optimizers"]
+    assert {n: int(o["state"][0]["step"]) for n, o in opts.items()} == {
+        "discriminator": 6,
+        "generator": 6,
+    }
+
+
+def test_wgan_keeps_the_critic_clipped_and_ema_tracks_the_generator() -> None:
+    gan = build_gan((2,), loss="wgan", noise=2, hidden=(8,), clip=0.05, ema=0.5)
+    fit(gan, torch.randn(64, 2) * 3, None, TrainConfig(steps=24, batch_size=16, lr=0.5),
+        progress=False)  # fmt: skip
+    gan.loss(torch.randn(4, 2), "discriminator")
+    assert max(float(p.detach().abs().max()) for p in gan.discriminator.parameters()) <= 0.05 + 1e-12
+    # the average moved from its start towards the generator
+    assert int(gan.ema_steps) == 24 // 6
+    log = gan.extra_log()
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(log)
+
+
+def test_the_protocol_says_a_gan_has_no_likelihood() -> None:
+    gan = build_gan((2,), hidden=(8,))
+    assert gan.likelihood == "none" and gan.estimators == ()
+    assert not hasattr(gan, "log_prob")
+    with pytest.raises(ValueError, match="no likelihood"):
+        gan.estimate(torch.randn(3, 2))
+    with pytest.raises(ValueError, match="offers no estimator, not 'iwae'"):
+        gan.estimate(torch.randn(3, 2), method="iwae")
+    assert gan.sample(0).shape == (0, 2)
+    with pytest.raises(ValueError, match="temperature"):
+        gan.sample(3, temperature=0.0)
+    with pytest.raises(ValueError, match="loss: expected one of"):
+        build_gan((2,), loss="lsgan")
+    with pytest.raises(ValueError, match="part: expected one of"):
+        gan.loss(torch.randn(3, 2), "critic")
+
+
+def test_conditional_dcgan_shapes() -> None:
+    gan = build_gan((1, 8, 8), context=10, noise=8, width=8, output="sigmoid")
+    c = torch.eye(10)[:3]
+    x = gan.sample(4, context=c)
+    assert x.shape == (3, 4, 1, 8, 8) and bool(((x >= 0) & (x <= 1)).all())
+    labels = torch.tensor([0, 1, 2, 3])
+    loss = gan.loss((torch.rand(4, 1, 8, 8), labels), "discriminator")
+    assert loss.shape == () and loss.requires_grad
