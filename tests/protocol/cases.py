@@ -80,7 +80,7 @@ _TINY: dict[str, Case] = {
             "ffjord",
             "ffjord",
             (FEATURES,),
-            {"hidden": [8], "solver": "rk4", "steps": 2, "adjoint": False},
+            {"hidden": [8], "solver": "rk4", "steps": 4, "adjoint": False},
         ),
         Case("gaussian", "gaussian", (FEATURES,), {}),
         Case("mixture", "mixture", (FEATURES,), {"components": 3, "covariance": "full"}),
