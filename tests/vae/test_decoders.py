@@ -204,6 +204,29 @@ def test_bernoulli_rejects_non_binary_data() -> None:
         dec.log_prob(torch.full((2, 4), 0.5), torch.zeros(2, 2))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("value", ["tiny", "below_one", "two", "minus", "inf", "nan"])
+def test_bernoulli_check_finds_one_bad_value_among_many(dtype: torch.dtype, value: str) -> None:
+    # the fast check (range, then sum x (1 - x) == 0) must catch values next to 0 and 1
+    dec = BernoulliDecoder(784, latent=2, hidden=(4,)).to(dtype)
+    x = torch.bernoulli(torch.full((50, 784), 0.5, dtype=dtype))
+    bad = {
+        "tiny": torch.finfo(dtype).tiny * torch.finfo(dtype).eps,  # the smallest subnormal
+        "below_one": 1 - torch.finfo(dtype).eps / 2,  # the largest value below 1
+        "two": 2.0,
+        "minus": -0.0 - torch.finfo(dtype).tiny,
+        "inf": math.inf,
+        "nan": math.nan,
+    }[value]
+    x[17, 333] = bad
+    assert x[17, 333] != 0 and x[17, 333] != 1 or math.isnan(bad)
+    match = "expected finite values" if value in ("inf", "nan") else "needs binary data"
+    with pytest.raises(ValueError, match=match):
+        dec.check(x)
+    x[17, 333] = 1.0
+    assert dec.check(x) is not None
+
+
 def test_grid_decoders_reject_off_grid_and_out_of_range_data() -> None:
     dec = DiscretizedLogisticDecoder(3, latent=2, hidden=(4,))
     with pytest.raises(ValueError, match=r"x: expected 256-level data scaled to \[0, 1\]"):

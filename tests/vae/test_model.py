@@ -316,3 +316,11 @@ def test_bad_images_and_configurations_are_rejected() -> None:
             tr.distributions.MixtureOfGaussians(2),
             analytic_kl=True,
         )
+
+
+def test_build_vae_k_follows_the_objective() -> None:
+    # one decoder pass per example for the ELBO (Kingma and Welling), 5 draws for the IWAE
+    assert build_vae(6, latent=2, hidden=(4,)).k == 1
+    assert build_vae(6, latent=2, hidden=(4,), objective="iwae").k == 5
+    model = build_vae(6, latent=2, hidden=(4,), objective="elbo", k=3)
+    assert model.k == 3 and model.config["k"] == 3

@@ -159,7 +159,7 @@ def build_vae(
     decoder: str | None = None,
     posterior: str = "gaussian",
     objective: str = "elbo",
-    k: int = 5,
+    k: int | None = None,
     warmup: int = 0,
     activation: str = "tanh",
     components: int = 10,
@@ -188,6 +188,9 @@ def build_vae(
         posterior: ``"gaussian"`` or ``"iaf"`` (an IAF on top of the Gaussian, conditioned on
             the encoder features).
         objective: ``"elbo"`` or ``"iwae"``, with ``k`` samples per example.
+        k: samples per example in the training objective; ``None`` takes 1 for the ELBO (the
+            VAE of Kingma and Welling 2014, one decoder pass per example) and 5 for the IWAE
+            (Burda et al. 2016, Table 1).
         warmup: KL warm-up steps (see :class:`VAE`).
         activation: the hidden-unit nonlinearity (``"tanh"`` as in Burda et al.).
 
@@ -234,6 +237,8 @@ def build_vae(
         )
     else:
         p_z = MAF(latent, transforms=flow_transforms, hidden=tuple(flow_hidden))
+    if k is None:
+        k = 5 if objective == "iwae" else 1
     model = VAE(encoder, dec, p_z, objective=objective, k=k, warmup=warmup)
     model.config = {
         "shape": list(event) if len(event) > 1 else event[0],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -97,9 +98,13 @@ class Decoder(nn.Module):
         return x.reshape(x.shape[0], self.channels, *self.spatial)
 
     # -- checks -----------------------------------------------------------------------------
+    # True when the domain check also refuses NaN and infinities (no separate finiteness pass)
+    domain_implies_finite: ClassVar[bool] = False
+
     def check(self, x: Tensor) -> Tensor:
         r"""Validate a data batch ``(M, *event_shape)`` (shape, finiteness and domain)."""
-        x = check_event(x, "x", self.event_shape, like=self._anchor)
+        finite = not self.domain_implies_finite
+        x = check_event(x, "x", self.event_shape, like=self._anchor, finite=finite)
         if validation_enabled():
             self._check_domain(x)
         return x
@@ -107,9 +112,13 @@ class Decoder(nn.Module):
     def _check_domain(self, x: Tensor) -> None:
         return None
 
-    def params(self, z: Tensor) -> Tensor:
-        r"""The network output for latent codes ``(M, L)``: ``(M, P, *spatial)``."""
-        z = check_event(z, "z", (self.latent,), like=self._anchor)
+    def params(self, z: Tensor, check: bool = True) -> Tensor:
+        r"""The network output for latent codes ``(M, L)``: ``(M, P, *spatial)``.
+
+        ``check=False`` skips the checks of ``z`` (codes drawn by the library's own encoder);
+        the network's output is still checked for NaN and infinities."""
+        if check:
+            z = check_event(z, "z", (self.latent,), like=self._anchor)
         out = self.net(z)
         if (
             not isinstance(out, Tensor)
@@ -130,13 +139,14 @@ class Decoder(nn.Module):
     def log_prob(self, x: Tensor, z: Tensor, check: bool = True) -> Tensor:
         r""":math:`\log p(x \mid z)` summed over the event: ``(M, *event), (M, L) -> (M,)``.
 
-        ``check=False`` skips the data checks (the VAE checks a batch once, not per sample).
+        ``check=False`` skips the checks of ``x`` and ``z`` (the VAE checks a batch once, not
+        per sample, and draws ``z`` itself).
         """
         if check:
             x = self.check(x)
         if x.shape[0] != z.shape[0]:
             raise ValueError(f"z: expected {x.shape[0]} rows to match x, got {z.shape[0]}")
-        return self._log_prob(x, self.params(z))
+        return self._log_prob(x, self.params(z, check=check))
 
     def sample(self, z: Tensor) -> Tensor:
         r"""One draw of ``x`` per latent row: ``(M, *event_shape)``."""
@@ -187,7 +197,24 @@ class BernoulliDecoder(Decoder):
         shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
         super().__init__(shape, latent, event_layout(shape)[0], hidden, activation, net)
 
+    domain_implies_finite = True
+
     def _check_domain(self, x: Tensor) -> None:
+        if x.numel() == 0:
+            return
+        # One pass for the range (NaN fails it), then x in {0, 1} iff sum x (1 - x) = 0: every
+        # term is >= 0 on [0, 1] and > 0 off {0, 1} (no underflow to 0: x (1 - x) >=
+        # min(x, 1 - x) / 2 > 0), and a sum of non-negative terms is 0 only if all are.
+        lo, hi = torch.aminmax(x)
+        if float(lo) >= 0 and float(hi) <= 1:
+            flat = x.reshape(-1)
+            if flat.dtype in (torch.float32, torch.float64):
+                off = torch.dot(flat, 1 - flat)
+            else:
+                off = (flat * (1 - flat)).sum()
+            if float(off) == 0:
+                return
+        check_finite(x, "x")
         bad = (x != 0) & (x != 1)
         if bool(bad.any()):
             v = float(x[bad].flatten()[0])

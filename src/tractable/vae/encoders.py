@@ -75,9 +75,12 @@ class GaussianEncoder(nn.Module):
     def check(self, x: Tensor) -> Tensor:
         return check_event(x, "x", self.event_shape, like=self._anchor)
 
-    def gaussian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        r"""``loc`` and ``log_scale`` ``(N, L)`` and the features ``h`` ``(N, F)``."""
-        x = self.check(x)
+    def gaussian(self, x: Tensor, check: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        r"""``loc`` and ``log_scale`` ``(N, L)`` and the features ``h`` ``(N, F)``.
+
+        ``check=False`` skips the data checks (for a batch the caller has checked already)."""
+        if check:
+            x = self.check(x)
         h = self.net(x)
         if not isinstance(h, Tensor) or tuple(h.shape) != (x.shape[0], self.features):
             got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__

@@ -218,7 +218,7 @@ class VAE(nn.Module):
         ``loc`` and ``log_scale`` ``(N, L)``."""
         loc = log_scale = None
         if isinstance(self.encoder, GaussianEncoder):
-            loc, log_scale, _ = self.encoder.gaussian(x)
+            loc, log_scale, _ = self.encoder.gaussian(x, check=False)  # x is checked
             z, log_q = GaussianEncoder.draw(loc, log_scale, k)
         else:
             z, log_q = self.encoder.rsample_and_log_prob(x, k)
