@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -188,3 +189,22 @@ def test_conditional_dcgan_shapes() -> None:
     labels = torch.tensor([0, 1, 2, 3])
     loss = gan.loss((torch.rand(4, 1, 8, 8), labels), "discriminator")
     assert loss.shape == () and loss.requires_grad
+
+
+def test_a_gan_run_is_evaluated_by_its_samples(tmp_path: Path) -> None:
+    from tractable.runs import Run, evaluate_run, train_run
+
+    m = train_run(
+        model="gan", data="8gaussians", steps=12, batch_size=32, n=128, out=tmp_path / "run",
+        options={"hidden": [8]}, data_options={"n_val": 200, "n_test": 200}, progress=False,
+        plots=False,
+    )  # fmt: skip
+    assert m["likelihood"] == "none" and "test_nll" not in m
+    run = Run.load(tmp_path / "run")
+    with pytest.raises(ValueError, match="a GAN has no likelihood; compare it with sample"):
+        run.estimate("test")
+    result = evaluate_run(run, "modes,kl", n=200)
+    assert result["modes"]["n_modes"] == 8
+    # KL and JS against a KDE of the samples, and the report says so
+    assert "KDE of 100 samples" in result["kl"]["model_density"]
+    assert 0.0 <= result["kl"]["js"] <= np.log(2) + 1e-9

@@ -220,8 +220,6 @@ def pca(e: Comparison) -> dict[str, Any] | str:
 
 
 def kl(e: Comparison) -> dict[str, Any] | str:
-    if e.log_likelihood is None:
-        return "kl: skipped, the model has no likelihood to evaluate on a grid"
     if e.image or tuple(e.ds.shape) != (2,) or e.ds.kind != "continuous":
         return "kl: skipped, grid divergences need 2D continuous data"
     ref = e.ref.double()
@@ -246,8 +244,19 @@ def kl(e: Comparison) -> dict[str, Any] | str:
         log_data = mixture_log_density(name, width)
     else:
         log_data = kde_grid_density(ref, h, bounds, resolution)
-
-    out = tm.grid_divergences(log_data, e.log_likelihood, bounds, resolution=resolution)
+    log_model, model_density = e.log_likelihood, "the model's own density"
+    if log_model is None:
+        # no likelihood (a GAN): a KDE of half the samples, its bandwidth chosen by likelihood
+        # on the other half; read as a divergence to the smoothed samples, not to the model
+        samples = e.samples.double()
+        half = samples.shape[0] // 2
+        hs, factor = kde(samples[:half], samples[half:], e.seed)
+        log_model = kde_grid_density(samples[:half], hs, bounds, resolution)
+        model_density = (
+            f"Gaussian KDE of {half} samples, bandwidth {[round(float(v), 4) for v in hs]} "
+            f"({factor} x Scott's, chosen by likelihood on {samples.shape[0] - half} others)"
+        )
+    out = tm.grid_divergences(log_data, log_model, bounds, resolution=resolution)
     return {
         "kl_data_model": out.kl_pq,
         "kl_model_data": out.kl_qp,
@@ -255,6 +264,7 @@ def kl(e: Comparison) -> dict[str, Any] | str:
         "mass_data": out.mass_p,
         "mass_model": out.mass_q,
         "target": target,
+        "model_density": model_density,
         "bounds": bounds,
         "resolution": resolution,
     }
