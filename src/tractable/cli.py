@@ -71,7 +71,51 @@ def _read_config(path: str) -> dict[str, Any]:
         raise ValueError(
             f"--config: unknown key(s) {unknown} in {path!r}; valid keys: {sorted(CONFIG_KEYS)}"
         )
+    for key, value in cfg.items():
+        kind = CONFIG_TYPES[key]
+        ok = value is None if kind == "null" else _is(value, kind)
+        if not ok and not (value is None and key in ("out", "data_root", "n")):
+            raise ValueError(
+                f"--config: {key!r} in {path!r}: expected {CONFIG_WORDS[kind]}, got "
+                f"{type(value).__name__} ({value!r})"
+            )
+        if kind == "str" and value == "":
+            raise ValueError(f"--config: {key!r} in {path!r}: expected a non-empty string")
     return cfg
+
+
+CONFIG_TYPES = {
+    "model": "str", "data": "str", "out": "str", "data_root": "str", "steps": "int",
+    "batch_size": "int", "seed": "int", "data_seed": "int", "n": "int", "lr": "number",
+    "options": "mapping", "data_options": "mapping", "train": "mapping", "conditional": "bool",
+}  # fmt: skip
+CONFIG_WORDS = {
+    "str": "a string", "int": "an integer", "number": "a number", "mapping": "a mapping of "
+    "KEY: VALUE settings", "bool": "true or false",
+}  # fmt: skip
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    types = {"str": str, "mapping": dict, "bool": bool}[kind]
+    return isinstance(value, types) and (
+        kind != "mapping" or all(isinstance(k, str) for k in value)
+    )
+
+
+def _given(args: argparse.Namespace, name: str, flag: str) -> Any:
+    r"""A flag's value, refusing an empty string where a name or a path is expected."""
+    value = getattr(args, name)
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"{flag}: expected a non-empty value, got {value!r}")
+    return value
+
+
+def _pick(value: Any, cfg: dict[str, Any], key: str, default: Any) -> Any:
+    return value if value is not None else cfg.get(key, default)
 
 
 def _print(result: dict[str, Any], as_json: bool, lines: list[str]) -> None:
@@ -102,20 +146,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # a bar on a terminal, one line per evaluation otherwise (stderr: --json output stays clean)
     progress = True
-    if args.resume:
+    for name in ("model", "data", "out", "config", "resume", "data_root"):
+        _given(args, name, f"--{name.replace('_', '-')}")
+    if args.resume is not None:
+        ignored = [f for f in ("model", "data", "out", "config", "batch_size", "lr", "seed")
+                   if getattr(args, f) is not None]  # fmt: skip
+        if ignored or args.option or args.data_option or args.train_option:
+            flags = [f"--{f.replace('_', '-')}" for f in ignored] or ["-o/--data-option/-t"]
+            raise ValueError(
+                f"--resume: continues a run with its own settings; {', '.join(flags)} would be "
+                "ignored (only --steps applies)"
+            )
         metrics = runs.continue_run(args.resume, steps=args.steps, progress=progress)
         run_dir = args.resume
     else:
-        cfg = _read_config(args.config) if args.config else {}
+        cfg = _read_config(args.config) if args.config is not None else {}
         options = {**cfg.get("options", {}), **_pairs(args.option, "--option")}
         settings = {
-            "model": args.model or cfg.get("model", runs.DEFAULT_MODEL),
-            "data": args.data or cfg.get("data", runs.DEFAULT_DATA),
-            "steps": args.steps if args.steps is not None else cfg.get("steps", 2000),
-            "batch_size": args.batch_size or cfg.get("batch_size", 256),
-            "lr": args.lr if args.lr is not None else cfg.get("lr", 1e-3),
-            "seed": args.seed if args.seed is not None else cfg.get("seed", 0),
-            "out": args.out or cfg.get("out"),
+            "model": _pick(args.model, cfg, "model", runs.DEFAULT_MODEL),
+            "data": _pick(args.data, cfg, "data", runs.DEFAULT_DATA),
+            "steps": _pick(args.steps, cfg, "steps", 2000),
+            "batch_size": _pick(args.batch_size, cfg, "batch_size", 256),
+            "lr": _pick(args.lr, cfg, "lr", 1e-3),
+            "seed": _pick(args.seed, cfg, "seed", 0),
+            "out": _pick(args.out, cfg, "out", None),
             "options": options,
             "data_options": {
                 **cfg.get("data_options", {}),
@@ -125,16 +179,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                 **cfg.get("train", {}),
                 **_pairs(args.train_option, "--train-option"),
             },
-            "data_root": args.data_root or cfg.get("data_root"),
-            "data_seed": args.data_seed if args.data_seed is not None else cfg.get("data_seed", 0),
-            "n": args.n if args.n is not None else cfg.get("n"),
+            "data_root": _pick(args.data_root, cfg, "data_root", None),
+            "data_seed": _pick(args.data_seed, cfg, "data_seed", 0),
+            "n": _pick(args.n, cfg, "n", None),
             "conditional": args.conditional or bool(cfg.get("conditional", False)),
         }
-        if settings["out"] and (Path(settings["out"]) / "config.json").exists():
-            raise FileExistsError(
-                f"--out: {settings['out']!r} already holds a run; continue it with "
-                f"'tractable train --resume {settings['out']}' or choose another --out"
-            )
+        for key in ("steps", "batch_size"):
+            if settings[key] < 1:
+                raise ValueError(
+                    f"--{key.replace('_', '-')}: expected an int >= 1, got {settings[key]}"
+                )
+        if settings["n"] is not None and settings["n"] < 1:
+            raise ValueError(f"--train-size: expected an int >= 1, got {settings['n']}")
+        if not math.isfinite(settings["lr"]) or settings["lr"] <= 0:
+            raise ValueError(f"--lr: expected a finite number > 0, got {settings['lr']}")
         metrics = runs.train_run(**settings, progress=progress)
         run_dir = metrics.get("run_dir")
     if int(os.environ.get("RANK", "0")) != 0:
@@ -180,12 +238,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = Run.load(args.run_dir)
     result = run.estimate(args.split, method=args.estimator, k=args.k)
     if args.estimator is None and args.k is None:
-        run.record(result)
+        update = result
     else:
         tag = f"{args.estimator or 'default'}" + (f"-{args.k}" if args.k else "")
         evaluations = dict(run.metrics().get("evaluations", {}))
         evaluations[f"{args.split}:{tag}"] = result
-        run.record({"evaluations": evaluations})
+        update = {"evaluations": evaluations}
+    if run.note is None:  # an unfinished run's numbers are not the run's result
+        _record(run, update)
     s = args.split
     lines = [
         f"{s} NLL: {_fmt(result[f'{s}_nll'], result[f'{s}_nll_se'])} nats/example "
@@ -202,6 +262,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(run: Any, update: dict[str, Any]) -> None:
+    r"""Merge ``update`` into the run's metrics.json; on a run that cannot be written (read-only,
+    a full disk) print the result only, with a warning saying so."""
+    import warnings
+
+    try:
+        run.record(update)
+    except OSError as err:
+        warnings.warn(
+            f"not recorded in {run.dir / 'metrics.json'}: {_os_error(err)}; the result is only "
+            "printed",
+            stacklevel=2,
+        )
+
+
 def _eval_samples(args: argparse.Namespace) -> int:
     from .evaluation import parse_metrics, summary_lines
     from .runs import Run, evaluate_run
@@ -211,14 +286,23 @@ def _eval_samples(args: argparse.Namespace) -> int:
         raise ValueError("--estimator/--k: apply to the NLL evaluation, not to --metrics")
     if args.split == "train":
         raise ValueError("--split: sample metrics compare with a held-out split, 'test' or 'val'")
+    run = Run.load(args.run_dir)
+    writable = run.note is None and os.access(run.dir, os.W_OK)
+    if not writable and run.note is None:
+        import warnings
+
+        warnings.warn(
+            f"{run.dir} is not writable: the sample metrics are only printed", stacklevel=1
+        )
     result = evaluate_run(
-        Run.load(args.run_dir),
+        run,
         names,
         n=args.n,
         split=args.split,
         extractor=args.extractor or "auto",
         seed=args.seed,
         features_root=args.features_dir,
+        write=writable,
     )
     _print(result, args.json, summary_lines(result))
     return 0
@@ -229,8 +313,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError(f"-n: expected an int >= 1, got {args.n}")
+    _given(args, "out", "--out")
     run = Run.load(args.run_dir)
-    x, out = write_samples(run, args.n, args.temperature, args.out, args.seed)
+    try:
+        x, out = write_samples(run, args.n, args.temperature, args.out, args.seed)
+    except OSError as err:
+        hint = "; write them elsewhere with --out FILE" if args.out is None else ""
+        raise ValueError(f"sample: {_os_error(err)}{hint}") from None
     print(f"wrote {tuple(x.shape)} samples to {out}")
     return 0
 
@@ -490,12 +579,40 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _os_error(err: OSError) -> str:
+    r"""One line for an operating-system error, naming the path and what to do."""
+    import errno
+
+    path = err.filename if err.filename is not None else ""
+    hints = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exhausted",
+        errno.EFBIG: "the file size limit was reached (ulimit -f)",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+    }
+    what = hints.get(err.errno, err.strerror or type(err).__name__)
+    where = f"{path}: " if path else ""
+    return f"{where}{what} ({err.strerror or err})" if err.errno in hints else f"{where}{what}"
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"tractable: warning: {str(message).strip().splitlines()[0]}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     args = parser().parse_args(argv)
     if os.environ.get("TRACTABLE_DEBUG"):
         return args.func(args)
     from .train import CheckpointError, DivergenceError
+    from .train.lock import RunLockedError
+    from .train.signals import Interrupted
 
+    previous = warnings.formatwarning
+    warnings.formatwarning = _warning_line
     try:
         return args.func(args)
     except (
@@ -508,16 +625,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         ImportError,
         CheckpointError,
         DivergenceError,
+        RunLockedError,
     ) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err).strip()
+        if isinstance(err, KeyError) and text:
+            text = f"missing entry {text}"
+        msg = text.splitlines()[0] if text else type(err).__name__
         print(f"tractable: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as err:  # no permission, read-only, full disk, file-size limit
+        print(f"tractable: error: {_os_error(err)}", file=sys.stderr)
+        return 2
+    except Interrupted as err:
+        print(f"tractable: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(
             "tractable: interrupted; resume with 'tractable train --resume RUN_DIR'",
             file=sys.stderr,
         )
         return 130
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":

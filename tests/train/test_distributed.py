@@ -89,8 +89,8 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp_train.py", "out", "run"]
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == [
-        "best.safetensors", "checkpoints", "config.json", "log.jsonl", "metrics.json",
-        "model.safetensors",
+        ".lock", "MANIFEST.json", "best.safetensors", "checkpoints", "config.json", "log.jsonl",
+        "metrics.json", "model.safetensors",
     ]  # fmt: skip
     assert json.loads((run_dir / "config.json").read_text())["world_size"] == 2
     steps = [json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()]

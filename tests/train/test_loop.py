@@ -43,8 +43,8 @@ def test_run_directory_contents_and_summary(tmp_path: Path) -> None:
     )  # fmt: skip
     names = sorted(p.name for p in run.iterdir())
     assert names == [
-        "best.safetensors", "checkpoints", "config.json", "log.jsonl", "metrics.json",
-        "model.safetensors",
+        ".lock", "MANIFEST.json", "best.safetensors", "checkpoints", "config.json", "log.jsonl",
+        "metrics.json", "model.safetensors",
     ]  # fmt: skip
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000000024.1"]
     config = json.loads((run / "config.json").read_text())

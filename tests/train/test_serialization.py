@@ -164,8 +164,41 @@ def test_save_model_refuses_nonfinite_weights(tmp_path: Path) -> None:
 def test_load_model_refuses_nonfinite_weights(tmp_path: Path) -> None:
     save_model(tmp_path, Toy(), {})
     save_file({"loc": torch.tensor([float("inf"), 0.0])}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        load_model(tmp_path, lambda c: Toy(), strict=False)
+    (tmp_path / "MANIFEST.json").unlink()  # a folder written before manifests existed
     with pytest.raises(ValueError, match="refusing to load non-finite values"):
         load_model(tmp_path, lambda c: Toy(), strict=False)
+
+
+def test_load_model_verifies_the_weights_checksum(tmp_path: Path) -> None:
+    # a changed int64 buffer (like a MADE order) loads silently without the run's manifest
+    save_model(tmp_path, Toy(), {})
+    path = tmp_path / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # one bit of the last tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors'?: does not match its checksum"):
+        load_model(tmp_path, lambda c: Toy())
+
+
+def test_load_model_refuses_links_outside_the_run(tmp_path: Path) -> None:
+    save_model(tmp_path / "other", Toy(), {})
+    run = tmp_path / "run"
+    save_model(run, Toy(), {})
+    (run / "model.safetensors").unlink()
+    (run / "model.safetensors").symlink_to(tmp_path / "other" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="points outside the run directory"):
+        load_model(run, lambda c: Toy())
+
+
+def test_load_model_config_mismatch_is_one_line(tmp_path: Path) -> None:
+    save_model(tmp_path, Toy(features=3), {})
+    with pytest.raises(CheckpointError) as info:
+        load_model(tmp_path, lambda c: Toy(features=2))
+    message = str(info.value)
+    assert "do not match the model described in config.json" in message
+    assert "3 tensor(s) of another shape" in message and "\n" not in message
 
 
 def test_load_model_errors(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,60 @@ from torch import Tensor, nn
 
 from .. import data as tdata
 from ..protocol import check_method
-from ..registry import Entry, build_model, get_entry
-from ..train import atomic_write_json, load_model, read_json
+from ..registry import Entry, get_entry
+from ..train import atomic_write_json, load_latest_checkpoint, load_model, read_json
+from ..train.checkpoint import latest_step
+from ..train.serialization import check_matches, inside
+from .limits import build_checked
 from .setup import EVAL_SEED, Setup, from_config, stored_preprocess
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    r"""A run's ``config.json``, checked to hold what rebuilding the run needs (one line
+    naming what is missing otherwise)."""
+    file = path / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"run_dir: {str(path)!r} holds no run (no config.json)")
+    config = read_json(inside(file, path, "config.json"))
+    if not isinstance(config, dict):
+        raise ValueError(f"run_dir: {str(file)!r} is not a JSON object")
+    for key in ("model", "data"):
+        if not isinstance(config.get(key), dict):
+            raise ValueError(
+                f"run_dir: {str(file)!r} has no {key!r} section (it is damaged or not a "
+                "tractable run)"
+            )
+    model = config["model"]
+    if not isinstance(model.get("model"), str) or not isinstance(model.get("shape"), list):
+        raise ValueError(f"run_dir: {str(file)!r}: 'model' needs a model name and a shape")
+    if not isinstance(config["data"].get("dataset"), dict):
+        raise ValueError(f"run_dir: {str(file)!r}: 'data' has no 'dataset' description")
+    return config
+
+
+def json_ready(values: dict[str, Any], where: str = "metrics.json") -> dict[str, Any]:
+    r"""``values`` with every non-finite float replaced by ``None`` (strict JSON has no NaN),
+    with a warning naming them: e.g. the standard error of a split of one row is undefined."""
+    bad: list[str] = []
+
+    def clean(value: Any, key: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(key)
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    out = clean(values, "")
+    if bad:
+        warnings.warn(
+            f"{', '.join(bad)}: not defined (NaN or infinite, e.g. the standard error of a "
+            f"split of one row); recorded as null in {where}",
+            stacklevel=3,
+        )
+    return out
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -57,6 +109,7 @@ class Run:
         setup: Setup | None = None,
     ) -> None:
         self.dir = Path(run_dir)
+        self.note: str | None = None
         self.config = config
         self.model = model
         self.preprocess: tdata.Preprocessor = (
@@ -68,19 +121,42 @@ class Run:
     @classmethod
     def load(cls, run_dir: str | Path, weights: str = "model") -> Run:
         r"""Load the run in ``run_dir`` with its final (``weights="model"``) or best-validation
-        (``"best"``) weights."""
+        (``"best"``) weights.
+
+        A run that has not finished (stopped, killed or diverged) has no final weights yet; it
+        is then loaded with the weights of its newest complete checkpoint, with a warning that
+        says so (``Run.note``)."""
         path = Path(run_dir)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"run_dir: {str(path)!r} holds no run (no config.json)")
-        config = read_json(path / "config.json")
-        if not isinstance(config, dict) or not {"model", "data"} <= set(config):
-            raise ValueError(f"run_dir: {str(path)!r} has a config.json without model and data")
-        if not (path / f"{weights}.safetensors").is_file():
+        config = read_run_config(path)
+        if weights not in ("model", "best"):
+            raise ValueError(f"weights: expected 'model' or 'best', got {weights!r}")
+        if (path / f"{weights}.safetensors").is_file() or (
+            path / f"{weights}.safetensors"
+        ).is_symlink():
+            return cls(path, config, load_model(path, build_checked, weights=weights))
+        step = latest_step(path)
+        if step is None:
             raise FileNotFoundError(
-                f"run_dir: {str(path)!r} has no {weights}.safetensors yet; resume it with "
-                f"'tractable train --resume {path}'"
+                f"run_dir: {str(path)!r} has no weights yet (it stopped before its first "
+                f"checkpoint); 'tractable train --resume {path}' starts it again"
             )
-        return cls(path, config, load_model(path, build_model, weights=weights))
+        step, saved, _ = load_latest_checkpoint(path)
+        if weights not in saved:
+            raise FileNotFoundError(
+                f"run_dir: {str(path)!r} has no {weights}.safetensors and its checkpoint of step "
+                f"{step} holds no {weights} weights"
+            )
+        model = build_checked(config["model"])
+        check_matches(model, saved[weights], f"{path}/checkpoints (step {step})")
+        model.load_state_dict(saved[weights])
+        run = cls(path, config, model.eval())
+        run.note = (
+            f"{str(path)!r} has not finished (no {weights}.safetensors): using the {weights} "
+            f"weights of its checkpoint at step {step}; 'tractable train --resume {path}' "
+            "finishes it"
+        )
+        warnings.warn(run.note, stacklevel=2)
+        return run
 
     # -- what the run is ----------------------------------------------------------------------
     @property
@@ -292,7 +368,7 @@ class Run:
     def record(self, update: dict[str, Any]) -> Path:
         r"""Merge ``update`` into ``metrics.json`` (atomically)."""
         metrics = self.metrics()
-        metrics.update(update)
+        metrics.update(json_ready(update))
         path = self.dir / "metrics.json"
         atomic_write_json(path, metrics)
         return path
@@ -314,4 +390,4 @@ class Run:
         return f"Run({str(self.dir)!r}, model={self.name!r}, data={self.data_name!r})"
 
 
-__all__ = ["Run", "count_parameters"]
+__all__ = ["Run", "count_parameters", "json_ready", "read_run_config"]

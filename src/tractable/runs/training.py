@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,13 @@ import torch
 from ..data import toy_modes
 from ..evaluation.functions import MIXTURE_STD
 from ..metrics import mode_coverage
-from ..registry import build_model, get_entry
-from ..train import TrainConfig, fit, read_json, resume
+from ..registry import get_entry
+from ..train import TrainConfig, fit, has_checkpoint, read_json, resume
 from ..train.bookkeeping import LogExtra
+from ..train.lock import run_lock
 from ..train.serialization import atomic_write_json
-from .run import Run, count_parameters
+from .limits import build_checked
+from .run import Run, count_parameters, json_ready, read_run_config
 from .setup import Setup, from_config, prepare
 
 DEFAULT_MODEL = "maf"
@@ -97,25 +101,33 @@ def train_run(
             **(train_options or {}),
         }
     )
-    torch.manual_seed(seed)
-    net = build_model(setup.model_config)
     run_dir = Path(out) if out is not None else default_out(model, data)
+    return _train(setup, train_cfg, run_dir, progress=progress, plots=plots)
+
+
+def _train(
+    setup: Setup, train_cfg: TrainConfig, run_dir: Path, *, progress: bool, plots: bool
+) -> dict[str, Any]:
+    torch.manual_seed(train_cfg.seed)
+    net = build_checked(setup.model_config)
     train, val = setup.training_data()
-    summary = fit(
-        net,
-        train,
-        val,
-        train_cfg,
-        run_dir,
-        model_config=setup.model_config,
-        data_config=setup.data_config,
-        batch_transform=setup.batch_transform(),
-        progress=progress,
-        log_extra=mode_log(setup),
-    )
-    if not is_main_process():
-        return summary
-    return finish_run(run_dir, summary, net, setup, plots=plots)
+    # one writer for the whole run: training and the final evaluation
+    with run_lock(run_dir) if is_main_process() else contextlib.nullcontext():
+        summary = fit(
+            net,
+            train,
+            val,
+            train_cfg,
+            run_dir,
+            model_config=setup.model_config,
+            data_config=setup.data_config,
+            batch_transform=setup.batch_transform(),
+            progress=progress,
+            log_extra=mode_log(setup),
+        )
+        if not is_main_process():
+            return summary
+        return finish_run(run_dir, summary, net, setup, plots=plots)
 
 
 def mode_log(setup: Setup, n: int = 1000) -> LogExtra | None:
@@ -151,24 +163,37 @@ def continue_run(
     r"""Resume the run in ``run_dir`` exactly where its last checkpoint left it, up to ``steps``
     steps in total (default: the run's own total)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise FileNotFoundError(f"run_dir: {str(run_dir)!r} holds no run (no config.json)")
-    setup = from_config(read_json(run_dir / "config.json"))
-    net = build_model(setup.model_config)
-    train, val = setup.training_data()
-    summary = resume(
-        run_dir,
-        net,
-        train,
-        val,
-        batch_transform=setup.batch_transform(),
-        progress=progress,
-        steps=steps,
-        log_extra=mode_log(setup),
-    )
-    if not is_main_process():
-        return summary
-    return finish_run(run_dir, summary, net, setup, plots=plots)
+    with run_lock(run_dir, create=False) if is_main_process() else contextlib.nullcontext():
+        config = read_run_config(run_dir)
+        if not isinstance(config.get("train"), dict):
+            raise ValueError(f"run_dir: {str(run_dir / 'config.json')!r} has no 'train' section")
+        setup = from_config(config)
+        if not has_checkpoint(run_dir):
+            # stopped before its first checkpoint: nothing to resume, so start it again
+            train_cfg = TrainConfig.from_dict(config["train"])
+            if steps is not None:
+                train_cfg = TrainConfig.from_dict({**config["train"], "steps": steps})
+            warnings.warn(
+                f"{str(run_dir)!r} stopped before its first checkpoint; starting it again from "
+                "its config.json",
+                stacklevel=2,
+            )
+            return _train(setup, train_cfg, run_dir, progress=progress, plots=plots)
+        net = build_checked(setup.model_config)
+        train, val = setup.training_data()
+        summary = resume(
+            run_dir,
+            net,
+            train,
+            val,
+            batch_transform=setup.batch_transform(),
+            progress=progress,
+            steps=steps,
+            log_extra=mode_log(setup),
+        )
+        if not is_main_process():
+            return summary
+        return finish_run(run_dir, summary, net, setup, plots=plots)
 
 
 def finish_run(
@@ -189,6 +214,7 @@ def finish_run(
     if run.likelihood != "none":
         for split in ("val", "test"):
             metrics.update(run.estimate(split))
+    metrics = json_ready(metrics)
     atomic_write_json(run_dir / "metrics.json", metrics)
     if plots:
         metrics["plots"] = [str(p) for p in run.plot()]

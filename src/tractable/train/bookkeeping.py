@@ -32,10 +32,10 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .distributed import DistContext, all_gather_objects
 from .evaluate import evaluate_loss
-from .guards import BatchTransform, check_finite_model, model_loss
+from .guards import BatchTransform, check_finite_model, guarded_loss, model_loss
 from .rng import capture_globals
 from .schedule import LRSchedule
-from .serialization import atomic_write_bytes, atomic_write_json, model_state, tensors_to_bytes
+from .serialization import atomic_write_json, model_state, write_weights
 from .updates import optimizer_state
 
 ValLossFn = Callable[[nn.Module, Batch], Tensor]
@@ -89,7 +89,9 @@ def validate(run: TrainState) -> None:
     cfg, c = run.config, run.counters
     assert run.val is not None
     fn = run.val_loss_fn if run.val_loss_fn is not None else model_loss
-    val_loss = evaluate_loss(run.model, run.val, cfg.val_batch_size, fn, run.ctx)
+    val = run.val
+    loss = guarded_loss(lambda: evaluate_loss(run.model, val, cfg.val_batch_size, fn, run.ctx), val)
+    val_loss = math.nan if loss is None else loss
     c.last_val = val_loss
     if not math.isfinite(val_loss):
         warnings.warn(f"validation loss at step {c.step} is {val_loss}", stacklevel=3)
@@ -98,10 +100,8 @@ def validate(run: TrainState) -> None:
         check_finite_run(run, "best.safetensors")
         run.best_weights = {k: v.to("cpu", copy=True) for k, v in model_state(run.model).items()}
         if run.run_dir is not None and run.ctx.is_main:
-            blob = tensors_to_bytes(
-                run.best_weights, {"format": "tractable-model/1", "step": str(c.step)}
-            )
-            atomic_write_bytes(run.run_dir / "best.safetensors", blob)
+            meta = {"format": "tractable-model/1", "step": str(c.step)}
+            write_weights(run.run_dir, "best", run.best_weights, meta)
     else:
         c.evals_since_best += 1
     run.schedule.observe(val_loss)
@@ -197,7 +197,9 @@ def checkpoint(run: TrainState, log: Any) -> None:
 
 def check_finite_run(run: TrainState, what: str) -> None:
     c = run.counters
-    check_finite_model(run.model, what, c.step, c.consecutive_nonfinite, c.nonfinite_total)
+    check_finite_model(
+        run.model, what, c.step, c.consecutive_nonfinite, c.nonfinite_total, run.run_dir
+    )
 
 
 def finish(run: TrainState) -> dict[str, Any]:
@@ -219,8 +221,7 @@ def finish(run: TrainState) -> dict[str, Any]:
         "run_dir": str(run.run_dir) if run.run_dir is not None else None,
     }
     if run.run_dir is not None and run.ctx.is_main:
-        state = model_state(run.model)
-        blob = tensors_to_bytes(state, {"format": "tractable-model/1", "step": str(c.step)})
-        atomic_write_bytes(run.run_dir / "model.safetensors", blob)
+        meta = {"format": "tractable-model/1", "step": str(c.step)}
+        write_weights(run.run_dir, "model", model_state(run.model), meta)
         atomic_write_json(run.run_dir / "metrics.json", summary)
     return summary

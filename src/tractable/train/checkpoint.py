@@ -66,6 +66,15 @@ def has_checkpoint(run_dir: str | Path) -> bool:
     return any((path / MANIFEST).is_file() for _, _, path in _listing(Path(run_dir)))
 
 
+def latest_step(run_dir: str | Path) -> int | None:
+    r"""The step of the newest committed checkpoint of ``run_dir`` (``None`` when there is
+    none); its files are not verified here."""
+    for step, _, path in _listing(Path(run_dir)):
+        if (path / MANIFEST).is_file():
+            return step
+    return None
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
@@ -180,13 +189,14 @@ def load_latest_checkpoint(
     detail = f" ({'; '.join(failures)})" if failures else ""
     raise CheckpointError(
         f"run_dir: no complete checkpoint in {str(run_dir / CHECKPOINTS)!r}{detail}; there is "
-        "nothing to resume from (a run stopped before its first checkpoint must start again)"
+        "nothing to resume from"
     )
 
 
 __all__ = [
     "CHECKPOINTS",
     "has_checkpoint",
+    "latest_step",
     "load_latest_checkpoint",
     "read_checkpoint",
     "remove_stale_temp_files",

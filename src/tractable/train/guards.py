@@ -12,16 +12,20 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from ..checks import NonFiniteError
 from .batches import Batch
+from .checkpoint import latest_step
 from .config import TrainConfig
 from .distributed import DistContext
 from .serialization import atomic_write_bytes, check_finite_tensors, model_state
 
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
+T = TypeVar("T")
 
 
 class DivergenceError(RuntimeError):
@@ -97,16 +101,52 @@ def apply_transform(fn: BatchTransform, x: Tensor, generator: torch.Generator) -
     return out
 
 
+def finite_batch(batch: Batch) -> bool:
+    parts = (batch,) if isinstance(batch, Tensor) else tuple(batch)
+    floats = [t for t in parts if isinstance(t, Tensor) and t.is_floating_point()]
+    return all(bool(torch.isfinite(t).all()) for t in floats)
+
+
+def guarded_loss(compute: Callable[[], T], batch: Batch) -> T | None:
+    r"""``compute()``, or ``None`` when the model's own values overflowed on a finite batch.
+
+    At a very large learning rate a model's finite weights can map finite data to infinity, and
+    an input check inside the model (a base distribution's) then raises
+    :class:`~tractable.checks.NonFiniteError`. That is a non-finite step for the divergence
+    guard, not a data error; on a batch that is itself not finite the error stands.
+    """
+    try:
+        return compute()
+    except NonFiniteError:
+        if finite_batch(batch):
+            return None
+        raise
+
+
+def where_good(run_dir: Path | None) -> str:
+    r"""Where the last good weights of a diverged run are, in words."""
+    if run_dir is None:
+        return ""
+    step = latest_step(run_dir)
+    if step is None:
+        return f"; {str(run_dir)!r} holds no checkpoint yet"
+    return (
+        f"; the last finite weights are in the checkpoint of step {step} in {str(run_dir)!r} "
+        f"('tractable eval {run_dir}' evaluates them)"
+    )
+
+
 def check_finite_model(
-    model: nn.Module, what: str, step: int, consecutive: int, total: int
-) -> None:
+    model: nn.Module, what: str, step: int, consecutive: int, total: int,
+    run_dir: Path | None = None,
+) -> None:  # fmt: skip
     r"""Raise :class:`DivergenceError` when a weight or buffer of ``model`` is not finite."""
     try:
         check_finite_tensors(model_state(model), "model", action="save")
     except ValueError as err:
         raise DivergenceError(
             f"training diverged: the weights became non-finite by step {step}, so {what} was "
-            f"not written ({err}). Earlier checkpoints are intact. Try a lower lr, gradient "
+            f"not written ({err}){where_good(run_dir)}. Try a lower lr, gradient "
             "clipping (grad_clip) or float64.",
             step, consecutive, total,
         ) from err  # fmt: skip
@@ -118,7 +158,7 @@ def divergence_error(
 ) -> DivergenceError:  # fmt: skip
     r"""The error raised after ``limit`` non-finite steps in a row, ``step`` steps completed."""
     first = step - consecutive + 2
-    where = f"; checkpoints already in {str(run_dir)!r} are intact" if run_dir else ""
+    where = where_good(run_dir)
     return DivergenceError(
         f"training diverged: the loss or the gradient norm was non-finite for {consecutive} "
         f"steps in a row (steps {first}..{step + 1}; last loss {loss}, gradient norm "

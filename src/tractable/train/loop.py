@@ -19,8 +19,11 @@ A run directory holds
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -44,7 +47,12 @@ from .bookkeeping import (
     log_step,
     validate,
 )
-from .checkpoint import has_checkpoint, load_latest_checkpoint, remove_stale_temp_files
+from .checkpoint import (
+    CHECKPOINTS,
+    has_checkpoint,
+    load_latest_checkpoint,
+    remove_stale_temp_files,
+)
 from .config import TrainConfig
 from .distributed import (
     DistContext,
@@ -63,11 +71,21 @@ from .guards import (
     check_model,
     check_setup,
     divergence_error,
+    guarded_loss,
     truncate_log,
 )
+from .lock import run_lock
 from .rng import restore_globals, seed_globals
 from .schedule import LRSchedule, clip_gradients
-from .serialization import atomic_write_bytes, atomic_write_json, read_json, tensors_to_bytes
+from .serialization import (
+    MANIFEST,
+    CheckpointError,
+    atomic_write_json,
+    forget_weights,
+    read_json,
+    write_weights,
+)
+from .signals import Interrupted, deferred_stop
 from .updates import (
     SINGLE,
     base_rates,
@@ -148,36 +166,77 @@ def fit(
     ctx = setup_distributed()
     try:
         check_setup(config, train, val, ctx)
-        if run_path is not None and (
-            (run_path / "config.json").exists() or has_checkpoint(run_path)
-        ):
-            raise FileExistsError(
-                f"run_dir: {str(run_path)!r} already holds a run; continue it with "
-                "tractable.train.resume(...) or choose a new directory"
-            )
-        barrier(ctx)  # every rank has checked before rank 0 writes
-        if run_path is not None and ctx.is_main:
-            run_path.mkdir(parents=True, exist_ok=True)
-            version = getattr(sys.modules.get("tractable"), "__version__", None)
-            atomic_write_json(
-                run_path / "config.json",
-                {
-                    "format": "tractable-run/1",
-                    "tractable_version": version,
-                    "model": None if model_config is None else dict(model_config),
-                    "data": None if data_config is None else dict(data_config),
-                    "data_fingerprint": {"train": fingerprint(train), "val": fingerprint(val)},
-                    "train": config.to_dict(),
-                    "world_size": ctx.world_size,
-                },
-            )
-        run = _start(
-            model, train, val, config, run_path, ctx, batch_transform=batch_transform,
-            val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
-        )  # fmt: skip
-        return _loop(run, saved_at=None)
+        writes = run_path is not None and ctx.is_main
+        with run_lock(run_path) if writes else contextlib.nullcontext():
+            if writes:
+                _claim(run_path)
+            barrier(ctx)  # every rank has checked before rank 0 writes
+            if writes:
+                version = getattr(sys.modules.get("tractable"), "__version__", None)
+                atomic_write_json(
+                    run_path / "config.json",
+                    {
+                        "format": "tractable-run/1",
+                        "tractable_version": version,
+                        "model": None if model_config is None else dict(model_config),
+                        "data": None if data_config is None else dict(data_config),
+                        "data_fingerprint": {"train": fingerprint(train), "val": fingerprint(val)},
+                        "train": config.to_dict(),
+                        "world_size": ctx.world_size,
+                    },
+                )
+            run = None
+            try:
+                run = _start(
+                    model, train, val, config, run_path, ctx, batch_transform=batch_transform,
+                    val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
+                )  # fmt: skip
+                if run_path is not None:
+                    # step 0: a run stopped from here on is resumable, never a dead end
+                    checkpoint(run, None)
+                return _loop(run, saved_at=0 if run_path is not None else None)
+            except Exception as err:
+                # A run that fails before its first step (a check inside the model, a full
+                # disk) leaves nothing behind: the same command can simply be run again.
+                if (
+                    writes
+                    and (run is None or run.counters.step == 0)
+                    and not isinstance(err, DivergenceError)
+                ):
+                    _clear(run_path)
+                raise
     finally:
         teardown_distributed(ctx)
+
+
+# what a run writes into its directory (removed when a run that never started is cleared)
+RUN_FILES = ("config.json", "log.jsonl", "best.safetensors", "model.safetensors", "metrics.json",
+             MANIFEST)  # fmt: skip
+
+
+def _claim(run_path: Path) -> None:
+    r"""Refuse a directory that holds a run; clear one whose run never reached a checkpoint."""
+    if has_checkpoint(run_path) or (run_path / "model.safetensors").exists():
+        raise FileExistsError(
+            f"run_dir: {str(run_path)!r} already holds a run; continue it with "
+            f"'tractable train --resume {run_path}' (tractable.train.resume) or choose a new "
+            "directory"
+        )
+    if (run_path / "config.json").exists():
+        warnings.warn(
+            f"{str(run_path)!r} holds a run stopped before its first checkpoint; starting it again",
+            stacklevel=3,
+        )
+        _clear(run_path)
+
+
+def _clear(run_path: Path) -> None:
+    for name in RUN_FILES:
+        with contextlib.suppress(OSError):
+            (run_path / name).unlink()
+    shutil.rmtree(run_path / CHECKPOINTS, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        remove_stale_temp_files(run_path)
 
 
 def resume(
@@ -208,65 +267,75 @@ def resume(
     from the resumed step on.
     """
     run_path = Path(run_dir)
-    saved = read_json(run_path / "config.json")
-    config = TrainConfig.from_dict(saved["train"])
-    if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < config.steps:
-            raise ValueError(
-                f"steps: expected an int >= the run's current total of {config.steps}, "
-                f"got {steps!r}"
+    if not run_path.is_dir():
+        raise FileNotFoundError(f"run_dir: no such directory {str(run_path)!r}")
+    main = int(os.environ.get("RANK", "0")) == 0  # only one process writes
+    with run_lock(run_path, create=False) if main else contextlib.nullcontext():
+        saved = read_json(run_path / "config.json")
+        if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
+            raise CheckpointError(
+                f"run_dir: {str(run_path / 'config.json')!r} has no 'train' settings"
             )
-        if steps != config.steps:
+        config = TrainConfig.from_dict(saved["train"])
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < config.steps:
+                raise ValueError(
+                    f"steps: expected an int >= the run's current total of {config.steps}, "
+                    f"got {steps!r}"
+                )
             config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
-            if int(os.environ.get("RANK", "0")) == 0:  # only one process writes
-                atomic_write_json(run_path / "config.json", {**saved, "train": config.to_dict()})
-    check_model(model)
-    train = as_parts(train_data, "train_data")
-    val = as_parts(val_data, "val_data") if val_data is not None else None
-    expected = saved.get("data_fingerprint", {})
-    for name, parts in (("train", train), ("val", val)):
-        if fingerprint(parts) != expected.get(name):
-            raise ValueError(
-                f"{name}_data: differs from the data the run in {str(run_path)!r} was started "
-                f"with (expected {expected.get(name)}, got {fingerprint(parts)}); an exact "
-                "resume needs the same data"
-            )
-    ctx = setup_distributed()
-    try:
-        check_setup(config, train, val, ctx)
-        step, weights, state = load_latest_checkpoint(run_path)
-        # the same set-up as fit(), then the checkpoint's state on top of it
-        run = _start(
-            model, train, val, config, run_path, ctx, batch_transform=batch_transform,
-            val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
-        )  # fmt: skip
-        model.load_state_dict(weights["model"])
-        load_optimizer_state(run.optimizers, state)
-        run.schedule.load_state_dict(state["schedule"])
-        run.noise.set_state(state["noise"])
-        run.counters = Counters(**state["counters"])
-        run.best_weights = weights.get("best")
-        if len(state["rng"]) == ctx.world_size:
-            restore_globals(state["rng"][ctx.rank])
-        else:
-            warnings.warn(
-                f"resume: the run was checkpointed with {len(state['rng'])} processes and now "
-                f"has {ctx.world_size}; noise drawn inside model.loss will differ",
-                stacklevel=2,
-            )
-            seed_globals(derive_seed(config.seed, "resume", step), ctx.rank)
-        if ctx.is_main:
-            # Forget what happened after the checkpoint: log lines and newer best weights.
-            truncate_log(run_path / "log.jsonl", step)
-            remove_stale_temp_files(run_path)
-            if "best" in weights:
-                blob = tensors_to_bytes(weights["best"], {"format": "tractable-model/1"})
-                atomic_write_bytes(run_path / "best.safetensors", blob)
-            elif (run_path / "best.safetensors").exists():
-                (run_path / "best.safetensors").unlink()
-        return _loop(run, saved_at=step)
-    finally:
-        teardown_distributed(ctx)
+        check_model(model)
+        train = as_parts(train_data, "train_data")
+        val = as_parts(val_data, "val_data") if val_data is not None else None
+        expected = saved.get("data_fingerprint", {})
+        for name, parts in (("train", train), ("val", val)):
+            if fingerprint(parts) != expected.get(name):
+                raise ValueError(
+                    f"{name}_data: differs from the data the run in {str(run_path)!r} was "
+                    f"started with (expected {expected.get(name)}, got {fingerprint(parts)}); "
+                    "an exact resume needs the same data"
+                )
+        ctx = setup_distributed()
+        try:
+            check_setup(config, train, val, ctx)
+            step, weights, state = load_latest_checkpoint(run_path)
+            # the same set-up as fit(), then the checkpoint's state on top of it
+            run = _start(
+                model, train, val, config, run_path, ctx, batch_transform=batch_transform,
+                val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
+            )  # fmt: skip
+            model.load_state_dict(weights["model"])
+            load_optimizer_state(run.optimizers, state)
+            run.schedule.load_state_dict(state["schedule"])
+            run.noise.set_state(state["noise"])
+            run.counters = Counters(**state["counters"])
+            run.best_weights = weights.get("best")
+            if len(state["rng"]) == ctx.world_size:
+                restore_globals(state["rng"][ctx.rank])
+            else:
+                warnings.warn(
+                    f"resume: the run was checkpointed with {len(state['rng'])} processes and "
+                    f"now has {ctx.world_size}; noise drawn inside model.loss will differ",
+                    stacklevel=2,
+                )
+                seed_globals(derive_seed(config.seed, "resume", step), ctx.rank)
+            if ctx.is_main:
+                if config.steps != saved["train"].get("steps"):
+                    # recorded only now that nothing can refuse the resume any more
+                    atomic_write_json(
+                        run_path / "config.json", {**saved, "train": config.to_dict()}
+                    )
+                # Forget what happened after the checkpoint: log lines and newer best weights.
+                truncate_log(run_path / "log.jsonl", step)
+                remove_stale_temp_files(run_path)
+                if "best" in weights:
+                    meta = {"format": "tractable-model/1", "step": str(step)}
+                    write_weights(run_path, "best", weights["best"], meta)
+                else:
+                    forget_weights(run_path, "best")
+            return _loop(run, saved_at=step)
+        finally:
+            teardown_distributed(ctx)
 
 
 def _start(
@@ -333,7 +402,9 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
     started, seconds_before = time.perf_counter(), c.seconds
     run.first_step, run.first_seconds = c.step, c.seconds
     model.train()
+    stopping = contextlib.ExitStack()
     try:
+        stop = stopping.enter_context(deferred_stop(enabled=not ctx.enabled))
         while c.step < cfg.steps and c.stop_reason is None:
             # The next global batch, identical on every rank; each rank keeps its own slice.
             if c.batch_in_epoch == per_epoch:
@@ -362,13 +433,17 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_module(batch)
-                check_loss(loss)
-                loss.backward()
-                loss_value = (
-                    float(all_reduce_sum(loss.detach().double().reshape(1), ctx)) / ctx.world_size
-                )
-                grad_norm = clip_gradients(params, cfg.grad_clip)
+                loss = guarded_loss(functools.partial(loss_module, batch), batch)
+                if loss is None:  # the model's own values overflowed on finite data
+                    loss_value, grad_norm = math.nan, math.nan
+                else:
+                    check_loss(loss)
+                    loss.backward()
+                    loss_value = (
+                        float(all_reduce_sum(loss.detach().double().reshape(1), ctx))
+                        / ctx.world_size
+                    )
+                    grad_norm = clip_gradients(params, cfg.grad_clip)
                 finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
                 if finite:
                     optimizer.step()
@@ -407,13 +482,18 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
             ):
                 checkpoint(run, log)
                 saved_at = c.step
+            if stop.signum is not None:
+                if run.run_dir is not None and saved_at != c.step:
+                    checkpoint(run, log)
+                raise Interrupted(stop.signum, c.step, run.run_dir, run.run_dir is not None)
         if run.run_dir is not None and saved_at != c.step:
             checkpoint(run, log)
     finally:
+        stopping.close()
         bar.close()
         if log is not None:
             log.close()
     return finish(run)
 
 
-__all__ = ["DivergenceError", "fit", "resume"]
+__all__ = ["DivergenceError", "Interrupted", "fit", "resume"]

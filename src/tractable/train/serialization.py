@@ -56,12 +56,28 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
-    r"""Write ``data`` to ``path`` atomically and durably; returns its SHA-256 hex digest."""
+    r"""Write ``data`` to ``path`` atomically and durably; returns its SHA-256 hex digest.
+
+    The file gets the mode of a newly created file (``0o666`` less the umask), as ``open``
+    would give it. An ``OSError`` (no permission, a full disk, a file-size limit) names
+    ``path`` and leaves no temporary file behind.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o666 & ~_umask())
             view, written = memoryview(data), 0
             while written < len(view):
                 # Unbuffered writes: each chunk reaches the kernel before the next.
@@ -72,9 +88,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise
     fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
@@ -225,6 +243,116 @@ def read_verified(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     return manifest, blobs
 
 
+# -- the run's own weights --------------------------------------------------------------------
+def inside(path: Path, root: Path, what: str) -> Path:
+    r"""``path`` itself, refusing a symbolic link (or a path) that leads outside ``root``."""
+    real, base = path.resolve(), root.resolve()
+    if real != base and base not in real.parents:
+        raise CheckpointError(
+            f"{what}: {str(path)!r} points outside the run directory (to {str(real)!r}); "
+            "refusing to load it"
+        )
+    return path
+
+
+def write_weights(
+    run_dir: Path, name: str, tensors: Mapping[str, Tensor], metadata: dict[str, str]
+) -> str:
+    r"""Write ``<name>.safetensors`` in ``run_dir`` atomically and record its size and SHA-256
+    in the run's ``MANIFEST.json`` (checked by :func:`load_model`); returns the digest."""
+    blob = tensors_to_bytes(tensors, metadata)
+    digest = atomic_write_bytes(run_dir / f"{name}.safetensors", blob)
+    _record(run_dir, f"{name}.safetensors", {"sha256": digest, "bytes": len(blob)})
+    return digest
+
+
+def forget_weights(run_dir: Path, name: str) -> None:
+    r"""Delete ``<name>.safetensors`` and its entry in the run's manifest."""
+    path = run_dir / f"{name}.safetensors"
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    _record(run_dir, f"{name}.safetensors", None)
+
+
+def _record(run_dir: Path, name: str, entry: dict[str, Any] | None) -> None:
+    manifest = _run_manifest(run_dir) or {"format": "tractable-files/1", "kind": "run"}
+    files = dict(manifest.get("files", {}))
+    if entry is None and name not in files:
+        return
+    if entry is None:
+        del files[name]
+    else:
+        files[name] = entry
+    atomic_write_json(run_dir / MANIFEST, {**manifest, "files": files})
+
+
+def _run_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        return None
+    manifest = read_json(inside(path, run_dir, "manifest"))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"{str(path)!r}: malformed manifest")
+    return manifest
+
+
+def read_weights(run_dir: str | os.PathLike, name: str) -> dict[str, Tensor]:
+    r"""Load ``<name>.safetensors`` of a run, verified against the run's ``MANIFEST.json``.
+
+    A file that differs from its recorded size or SHA-256, a symbolic link leading outside the
+    run directory, or a file the manifest does not list (when there is a manifest) is refused
+    with :class:`CheckpointError`. Runs written before manifests existed load unverified.
+    """
+    run_dir = Path(run_dir)
+    path = inside(run_dir / f"{name}.safetensors", run_dir, f"{name}.safetensors")
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no such file {str(path)!r}")
+    data = path.read_bytes()
+    manifest = _run_manifest(run_dir)
+    if manifest is not None:
+        entry = manifest["files"].get(path.name)
+        if not isinstance(entry, dict):
+            raise CheckpointError(
+                f"{str(path)!r}: not listed in the run's {MANIFEST}; refusing weights the run "
+                "did not write"
+            )
+        if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get(
+            "sha256"
+        ):
+            raise CheckpointError(
+                f"{str(path)!r}: does not match its checksum in {MANIFEST} (modified after the "
+                "run wrote it, or a write was interrupted; 'tractable train --resume' rewrites "
+                "it from the last checkpoint)"
+            )
+    return bytes_to_tensors(data, str(path))
+
+
+def check_matches(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    r"""Raise one :class:`CheckpointError` line when ``state`` does not fit ``model``: the
+    number of missing, unexpected and mis-shaped tensors, and the first of each."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k!r} is {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) of another shape (first: {shapes[0]})")
+    if missing:
+        parts.append(f"{len(missing)} missing (first: {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0]!r})")
+    raise CheckpointError(
+        f"{source}: the weights do not match the model described in config.json: "
+        + "; ".join(parts)
+    )
+
+
 # -- public loading ----------------------------------------------------------------------------
 def _looks_pickled(path: Path) -> bool:
     with path.open("rb") as f:
@@ -328,9 +456,8 @@ def save_model(
         atomic_write_json(run_dir / "config.json", full)
     except (TypeError, ValueError) as err:
         raise ValueError(f"config: expected a JSON-serialisable dict ({err})") from err
-    target = run_dir / f"{name}.safetensors"
-    atomic_write_bytes(target, tensors_to_bytes(state, {"format": "tractable-model/1"}))
-    return target
+    write_weights(run_dir, name, state, {"format": "tractable-model/1"})
+    return run_dir / f"{name}.safetensors"
 
 
 def load_model(
@@ -349,14 +476,16 @@ def load_model(
     run_dir = Path(run_dir)
     if weights not in ("model", "best"):
         raise ValueError(f"weights: expected 'model' or 'best', got {weights!r}")
-    config = read_json(run_dir / "config.json")
+    config = read_json(inside(run_dir / "config.json", run_dir, "config.json"))
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(f"{str(run_dir)!r}: config.json has no 'model' entry to rebuild from")
     model = build_fn(config["model"])
     if not isinstance(model, nn.Module):
         raise TypeError(f"build_fn: expected it to return an nn.Module, got {type(model).__name__}")
-    state = load_state(run_dir / f"{weights}.safetensors")
+    state = read_weights(run_dir, weights)
     check_finite_tensors(state, f"{weights}.safetensors", action="load")
+    if strict:
+        check_matches(model, state, str(run_dir / f"{weights}.safetensors"))
     model.load_state_dict(state, strict=strict)
     return model.eval()
 
@@ -370,5 +499,7 @@ __all__ = [
     "load_model",
     "load_state",
     "read_json",
+    "read_weights",
     "save_model",
+    "write_weights",
 ]

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .guards import check_loss
+from .guards import check_loss, guarded_loss
 from .schedule import clip_gradients, make_optimizer
 
 SINGLE = "model"
@@ -109,14 +109,21 @@ def update_parts(
         model.zero_grad(set_to_none=True)
         pending = []
         for name in group:
-            loss = model.loss(batch, name)
-            check_loss(loss, f"model.loss(batch, {name!r})")
+            loss = guarded_loss(lambda name=name: model.loss(batch, name), batch)
             params = [p for g in optimizers[name].param_groups for p in g["params"]]
+            if loss is None:  # the model's own values overflowed: a non-finite update
+                pending.append((name, math.nan, params, None))
+                continue
+            check_loss(loss, f"model.loss(batch, {name!r})")
             grads = torch.autograd.grad(
                 loss, params, retain_graph=len(group) > 1, allow_unused=True
             )
             pending.append((name, float(loss.detach()), params, grads))
         for name, value, params, grads in pending:
+            if grads is None:
+                skipped += 1
+                norms.append(math.nan)
+                continue
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
             norm = clip_gradients(params, grad_clip)
