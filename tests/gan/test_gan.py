@@ -208,3 +208,46 @@ def test_a_gan_run_is_evaluated_by_its_samples(tmp_path: Path) -> None:
     # KL and JS against a KDE of the samples, and the report says so
     assert "KDE of 100 samples" in result["kl"]["model_density"]
     assert 0.0 <= result["kl"]["js"] <= np.log(2) + 1e-9
+
+
+def test_progressive_growing_follows_the_curriculum() -> None:
+    gan = build_gan((1, 8, 8), noise=4, width=4, output="sigmoid", curriculum=[4, 8], fade=2)
+    seen = []
+    for step in range(11):
+        gan.updates(step)
+        seen.append((int(gan.generator.stage), float(gan.generator.alpha)))
+        assert int(gan.discriminator.stage) == seen[-1][0]
+    # 2 x 2 until step 4, 4 x 4 fading in over two steps, then 8 x 8 from step 8 on
+    assert seen[:4] == [(0, 1.0)] * 4
+    assert seen[4:8] == [(1, 0.0), (1, 0.5), (1, 1.0), (1, 1.0)]
+    assert seen[8:] == [(2, 0.0), (2, 0.5), (2, 1.0)]
+    gan.updates(5)
+    with torch.no_grad():
+        low = gan.generator(torch.randn(3, 4))
+    assert low.shape == (3, 1, 4, 4) and gan.sample(3).shape == (3, 1, 8, 8)
+    # the discriminator reads real images at the same resolution: their 2 x 2 block means
+    x = torch.rand(2, 1, 8, 8)
+    gan.updates(0)
+    torch.testing.assert_close(gan._at_resolution(x), torch.nn.functional.avg_pool2d(x, 4))
+    with pytest.raises(ValueError, match="curriculum: expected 2 increasing steps"):
+        build_gan((1, 8, 8), width=4, curriculum=[5])
+    with pytest.raises(ValueError, match="curriculum: progressive growing is for images"):
+        build_gan((2,), curriculum=[5])
+
+
+def test_each_stage_trains_its_own_layers() -> None:
+    gan = build_gan((1, 8, 8), noise=4, width=4, output="sigmoid", curriculum=[2, 4], fade=1)
+    x = torch.rand(6, 1, 8, 8)
+    for step, stage in ((0, 0), (3, 1), (5, 2)):
+        gan.updates(step)
+        for part, net, layers in (
+            ("generator", gan.generator, gan.generator.to_image),
+            ("discriminator", gan.discriminator, gan.discriminator.from_image),
+        ):
+            gan.zero_grad(set_to_none=True)
+            gan.loss(x, part).backward()
+            used = [p for p in layers[stage].parameters()]
+            assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in used)
+            idle = [p for i, m in enumerate(layers) if i != stage for p in m.parameters()]
+            assert all(p.grad is None for p in idle), (part, stage)
+            assert net.stage == stage

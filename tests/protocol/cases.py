@@ -109,6 +109,12 @@ _TINY: dict[str, Case] = {
 _VARIANTS = [
     # a DCGAN with the gradient penalty, spectral norm and two critic steps per generator step
     Case("gan-dcgan", "gan", IMAGE, {"width": 4, "noise": 4, "loss": "wgan-gp", "n_critic": 2}),
+    Case(
+        "gan-progressive",
+        "gan",
+        IMAGE,
+        {"width": 4, "noise": 4, "curriculum": [1, 2], "fade": 1},
+    ),
     Case("gan-hinge", "gan", (FEATURES,), {"hidden": [8], "loss": "hinge", "simultaneous": True}),
     Case(
         "vae-gaussian",

@@ -29,7 +29,13 @@ from typing import Any
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ..nn.adversarial import OUTPUTS, discriminator, generator
+from ..nn.adversarial import (
+    OUTPUTS,
+    ProgressiveDiscriminator,
+    ProgressiveGenerator,
+    discriminator,
+    generator,
+)
 from .losses import LOSSES
 from .model import GAN
 
@@ -73,6 +79,8 @@ def build_gan(
     beta2: float | None = None,
     ema: float = 0.999,
     output: str = "linear",
+    curriculum: Sequence[int] | None = None,
+    fade: int = 500,
 ) -> GAN:
     r"""Build a :class:`GAN` for events of ``shape``: MLPs of ``hidden`` units for ``(D,)``,
     DCGAN networks of base ``width`` channels for ``(C, H, W)``.
@@ -84,6 +92,9 @@ def build_gan(
             module docstring).
         spectral_norm: spectral normalisation of the discriminator (default: with ``hinge``).
         output: the generator's last activation, ``linear``, ``sigmoid`` or ``tanh``.
+        curriculum, fade: progressive growing for images (Karras et al. 2018): the steps at
+            which each larger resolution starts to fade in over ``fade`` steps (28 x 28: two
+            steps, from 7 x 7 to 14 x 14 and to 28 x 28), e.g. ``-o curriculum=[1000,2000]``.
         Other arguments as for :class:`GAN`.
     """
     event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
@@ -93,8 +104,14 @@ def build_gan(
         raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
     paper = PAPER[loss]
     noise = noise if noise is not None else (event[0] if len(event) == 1 else 64)
-    g = generator(event, noise, hidden, width, context, output)
-    d = discriminator(event, hidden, width, context)
+    if curriculum is not None:
+        if len(event) != 3:
+            raise ValueError(f"curriculum: progressive growing is for images, got shape {event}")
+        g = ProgressiveGenerator(event, noise, width, context, output)
+        d = ProgressiveDiscriminator(event, width, context)
+    else:
+        g = generator(event, noise, hidden, width, context, output)
+        d = discriminator(event, hidden, width, context)
     if spectral_norm if spectral_norm is not None else loss == "hinge":
         spectral_normalize(d)
     betas = (
@@ -120,6 +137,8 @@ def build_gan(
         lr_g=paper["lr_g"] if lr_g is None else lr_g,
         betas=betas,
         ema=ema,
+        curriculum=curriculum,
+        fade=fade,
     )
 
 

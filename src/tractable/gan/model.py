@@ -56,6 +56,11 @@ class GAN(nn.Module):
         clip: the weight-clipping bound :math:`c` (``"wgan"``).
         lr_d, lr_g, betas: the two optimisers' learning rates and Adam betas.
         ema: the decay of the generator's moving average (0: sample from the generator).
+        curriculum: progressive growing (Karras et al. 2018) for networks with ``stages``
+            (:class:`~tractable.nn.adversarial.ProgressiveGenerator`): the training steps at
+            which each larger resolution starts to fade in; ``None``: full resolution from
+            the start.
+        fade: the steps over which a new resolution fades in.
     """
 
     likelihood = "none"
@@ -79,6 +84,8 @@ class GAN(nn.Module):
         lr_g: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         ema: float = 0.999,
+        curriculum: Sequence[int] | None = None,
+        fade: int = 500,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -100,6 +107,21 @@ class GAN(nn.Module):
         self.ema = copy.deepcopy(generator).requires_grad_(False) if self.decay > 0 else None
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
         self._terms: dict[str, Tensor] = {}
+        self.curriculum = None if curriculum is None else [int(b) for b in curriculum]
+        self.fade = check_positive_int(fade, "fade")
+        if self.curriculum is not None:
+            stages = getattr(generator, "stages", None)
+            if stages is None or getattr(discriminator, "stages", None) != stages:
+                raise ValueError(
+                    "curriculum: progressive growing needs growing networks (image GANs: "
+                    "ProgressiveGenerator and ProgressiveDiscriminator)"
+                )
+            if len(self.curriculum) != stages or sorted(self.curriculum) != self.curriculum:
+                raise ValueError(
+                    f"curriculum: expected {stages} increasing steps (when each of the "
+                    f"{stages} larger resolutions starts), got {list(curriculum)}"
+                )
+            self._grow(0)
 
     # -- the protocol ---------------------------------------------------------------------------
     def parts(self) -> dict[str, dict[str, Any]]:
@@ -117,8 +139,33 @@ class GAN(nn.Module):
             },
         }
 
+    def _grow(self, step: int) -> None:
+        r"""Set the resolution stage and fade-in of the growing networks for ``step``."""
+        stage = sum(step >= b for b in self.curriculum)
+        alpha = 1.0 if stage == 0 else min(1.0, (step - self.curriculum[stage - 1]) / self.fade)
+        for net in (self.generator, self.discriminator, self.ema):
+            if net is not None:
+                net.stage.fill_(stage)
+                net.alpha.fill_(alpha)
+
+    def _at_resolution(self, x: Tensor) -> Tensor:
+        r"""Real images at the current stage's resolution, blended like the generator's output
+        while a resolution fades in (Karras et al. 2018)."""
+        g = self.generator
+        factor = 2 ** (g.stages - int(g.stage))
+        if factor > 1:
+            x = nn.functional.avg_pool2d(x, factor)
+        alpha = float(g.alpha)
+        if int(g.stage) > 0 and alpha < 1.0:
+            low = nn.functional.interpolate(nn.functional.avg_pool2d(x, 2), scale_factor=2)
+            x = alpha * x + (1.0 - alpha) * low
+        return x
+
     def updates(self, step: int) -> list[list[str]]:
-        r"""``n_critic`` discriminator steps, then one generator step (or both at once)."""
+        r"""``n_critic`` discriminator steps, then one generator step (or both at once); with
+        a curriculum, also the resolution of this step."""
+        if self.curriculum is not None:
+            self._grow(step)
         if self.simultaneous:
             return [["discriminator", "generator"]]
         return (
@@ -130,12 +177,14 @@ class GAN(nn.Module):
             x, c = batch, None
         else:
             x, c = batch[0], (batch[1] if len(batch) > 1 else None)
-        x = check_event(x, "x", self.event_shape)
+        # cast to the networks' dtype and device (float32 data for a float64 model, integers)
+        like = next(self.generator.parameters(), None)
+        x = check_event(x, "x", self.event_shape, like=like)
         if self.context_features == 0:
             return x, None
-        if c is not None and c.dim() == 1 and not c.is_floating_point():
-            c = nn.functional.one_hot(c, self.context_features).to(x.dtype)
-        return x, check_context(c, self.context_features, x.shape[0])
+        if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
+            c = nn.functional.one_hot(c.long(), self.context_features).to(x.dtype)
+        return x, check_context(c, self.context_features, x.shape[0], like=like)
 
     def _fake(self, n: int, c: Tensor | None, like: Tensor) -> Tensor:
         z = torch.randn(n, self.noise, dtype=like.dtype, device=like.device)
@@ -148,6 +197,8 @@ class GAN(nn.Module):
         if part not in (None, *PARTS):
             raise ValueError(f"part: expected one of {PARTS} or None, got {part!r}")
         x, c = self._unpack(batch)
+        if self.curriculum is not None:
+            x = self._at_resolution(x)
         if self.kind == "wgan":
             with torch.no_grad():  # the critic stays in the clipped box it is defined on
                 for p in self.discriminator.parameters():
@@ -239,8 +290,15 @@ class GAN(nn.Module):
                     math.prod(lead), self.noise, dtype=anchor.dtype, device=anchor.device
                 )
                 x = net(z, c) if z.shape[0] else torch.empty(0, *self.event_shape).to(anchor)
+                if hasattr(net, "full") and z.shape[0]:
+                    x = net.full(x)  # a growing generator: up to the full image size
         finally:
             net.train(was_training)
+        if temperature != 1.0 and not bool(torch.isfinite(x).all()):
+            raise ValueError(
+                f"temperature: the samples drawn at temperature {temperature:g} are not finite "
+                "(the scaled noise overflows the generator); use a temperature nearer 1"
+            )
         return x.reshape(*lead, *self.event_shape)
 
     def extra_log(self) -> dict[str, float]:

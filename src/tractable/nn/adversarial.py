@@ -192,12 +192,129 @@ def discriminator(
     raise ValueError(f"shape: expected (D,) or (C, H, W), got {shape}")
 
 
+class ProgressiveGenerator(nn.Module):
+    r"""A DCGAN generator that grows (Karras et al. 2018): at ``stage`` :math:`s` it stops
+    after :math:`s` of its up-sampling blocks and maps that resolution to pixels with its own
+    1x1 convolution; while ``alpha`` :math:`< 1` the new resolution fades in,
+    :math:`\alpha\, \mathrm{new} + (1 - \alpha)\, \mathrm{upsample}(\mathrm{previous})`. Outputs
+    are at the current resolution; :meth:`full` upsamples them to the image size. ``stage`` and
+    ``alpha`` are buffers that the GAN sets from the training step."""
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        noise: int = 64,
+        width: int = 64,
+        context: int = 0,
+        output: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        base = ConvGenerator(shape, noise, width, context, output)
+        self.dense, self.start = base.dense, base.start
+        self.shape = tuple(int(s) for s in shape)
+        layers = list(base.net)
+        # the blocks: (transposed conv, batch norm, ReLU) x (k - 1), then the last transposed conv
+        self.blocks = nn.ModuleList()
+        channels = [self.start[0]]
+        for i in range(0, len(layers) - 2, 3):
+            self.blocks.append(nn.Sequential(*layers[i : i + 3]))
+            channels.append(layers[i].out_channels)
+        last = layers[-2]  # the full-resolution block: up-sample without the pixel projection
+        mid = max(channels[-1] // 2, 1)
+        self.blocks.append(
+            nn.Sequential(
+                nn.ConvTranspose2d(last.in_channels, mid, 4, stride=2, padding=1),
+                nn.BatchNorm2d(mid),
+                nn.ReLU(),
+            )
+        )
+        channels.append(mid)
+        c = self.shape[0]
+        self.to_image = nn.ModuleList(nn.Conv2d(ch, c, 1) for ch in channels)
+        self.out = _output(output)
+        self.stages = len(self.blocks)
+        self.noise, self.context = noise, context
+        self.register_buffer("stage", torch.tensor(self.stages, dtype=torch.long))
+        self.register_buffer("alpha", torch.ones(()))
+
+    def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        stage, alpha = int(self.stage), float(self.alpha)
+        h = self.dense(z if c is None else torch.cat([z, c], 1)).reshape(-1, *self.start)
+        previous = h
+        for block in self.blocks[:stage]:
+            previous, h = h, block(h)
+        x = self.to_image[stage](h)
+        if stage > 0 and alpha < 1.0:
+            old = nn.functional.interpolate(self.to_image[stage - 1](previous), scale_factor=2)
+            x = alpha * x + (1.0 - alpha) * old
+        return self.out(x)
+
+    def full(self, x: Tensor) -> Tensor:
+        r"""Images at the current resolution, up-sampled (nearest) to the full size."""
+        return (
+            nn.functional.interpolate(x, size=self.shape[1:])
+            if x.shape[-1] != self.shape[-1]
+            else x
+        )
+
+
+class ProgressiveDiscriminator(nn.Module):
+    r"""The discriminator that grows with :class:`ProgressiveGenerator`: at ``stage``
+    :math:`s` (0: the smallest resolution) a 1x1 convolution reads images of that resolution,
+    then its last :math:`s` down-sampling blocks and the linear score; while ``alpha``
+    :math:`< 1` the new input path fades in against the previous stage's input layer reading
+    the average-pooled image."""
+
+    def __init__(self, shape: Sequence[int], width: int = 64, context: int = 0) -> None:
+        super().__init__()
+        base = ConvDiscriminator(shape, width, context)
+        c = int(shape[0]) + check_positive_int(context, "context", 0)
+        convs = [m for m in base.net if isinstance(m, nn.Conv2d)]
+        first = max(convs[0].out_channels // 2, 1)
+        ins = [first] + [conv.out_channels for conv in convs[:-1]]
+        # blocks[i] halves the side, highest resolution first
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, conv.out_channels, 4, 2, 1), nn.LeakyReLU(0.2))
+            for a, conv in zip(ins, convs, strict=True)
+        )
+        k = len(self.blocks)
+        # from_image[s] reads resolution s into what blocks[k - s] (or the head, s = 0) takes
+        widths = [convs[-1].out_channels] + [ins[k - s] for s in range(1, k + 1)]
+        self.from_image = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, ch, 1), nn.LeakyReLU(0.2)) for ch in widths
+        )
+        self.head = base.head
+        self.stages = k
+        self.context = context
+        self.register_buffer("stage", torch.tensor(k, dtype=torch.long))
+        self.register_buffer("alpha", torch.ones(()))
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        stage, alpha = int(self.stage), float(self.alpha)
+        if c is not None:
+            x = torch.cat([x, c[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+        k = self.stages
+        h = self.from_image[stage](x)
+        rest = list(self.blocks)[k - stage :]
+        if stage > 0:
+            h = rest[0](h)
+            if alpha < 1.0:
+                old = self.from_image[stage - 1](nn.functional.avg_pool2d(x, 2))
+                h = alpha * h + (1.0 - alpha) * old
+            rest = rest[1:]
+        for block in rest:
+            h = block(h)
+        return self.head(h.flatten(1)).squeeze(1)
+
+
 __all__ = [
     "OUTPUTS",
     "ConvDiscriminator",
     "ConvGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "ProgressiveDiscriminator",
+    "ProgressiveGenerator",
     "discriminator",
     "generator",
 ]
