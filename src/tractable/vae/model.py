@@ -404,6 +404,15 @@ class VAE(nn.Module):
     def _prior_draw(self, n: int, temperature: float) -> Tensor:
         if temperature == 1.0:
             return self.prior.sample(n)
+        z = self._tempered_draw(n, temperature)
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(
+                f"temperature: the prior draws at temperature {temperature:g} are not finite; "
+                "use a temperature nearer 1"
+            )
+        return z
+
+    def _tempered_draw(self, n: int, temperature: float) -> Tensor:
         if "temperature" not in inspect.signature(self.prior.sample).parameters:
             raise ValueError(
                 f"temperature: the prior {type(self.prior).__name__} cannot sample at a "
