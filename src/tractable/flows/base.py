@@ -139,6 +139,27 @@ class Flow(nn.Module):
         # one draw sliced to none checks the temperature and gives the dtype and shape of n = 0
         return self.base.rsample(n, temperature) if n else self.base.rsample(1, temperature)[:0]
 
+    def _inverse_tempered(
+        self, z: Tensor, c: Tensor | None, temperature: float
+    ) -> tuple[Tensor, Tensor]:
+        r"""The inverse of base draws taken at ``temperature``: a huge temperature scales them
+        beyond what the transforms can invert, which is the temperature's fault, said so."""
+        if temperature == 1.0:
+            return self.layers.inverse(z, c)
+        try:
+            x, ladj = self.layers.inverse(z, c)
+        except RuntimeError as err:  # e.g. an ODE solve that fails on huge draws
+            raise ValueError(
+                f"temperature: sampling at temperature {temperature:g} failed ({err}); use a "
+                "temperature nearer 1"
+            ) from err
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(
+                f"temperature: the samples drawn at temperature {temperature:g} are not finite "
+                "(the scaled base draws overflow the transforms); use a temperature nearer 1"
+            )
+        return x, ladj
+
     # -- the public surface -----------------------------------------------------------------
     def transform(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Map data ``(N, *event_shape)`` to noise: returns ``z`` (the base's shape) and the
@@ -220,7 +241,7 @@ class Flow(nn.Module):
         z, c, lead = self._draw(n, context, temperature)
         if z.shape[0] == 0:
             return z.new_zeros((*lead, *self.event_shape))
-        x, _ = self.layers.inverse(z, c)
+        x, _ = self._inverse_tempered(z, c, temperature)
         return x.reshape(*lead, *self.event_shape)
 
     def sample_and_log_prob(
@@ -235,7 +256,7 @@ class Flow(nn.Module):
         z, c, lead = self._draw(n, context, temperature)
         if z.shape[0] == 0:
             return z.new_zeros((*lead, *self.event_shape)), z.new_zeros(lead)
-        x, ladj_inv = self.layers.inverse(z, c)
+        x, ladj_inv = self._inverse_tempered(z, c, temperature)
         log_p = self.base.log_prob(z) - ladj_inv
         return x.reshape(*lead, *self.event_shape), log_p.reshape(lead)
 
