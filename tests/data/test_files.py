@@ -197,3 +197,15 @@ def test_a_directory_is_not_a_missing_file(tmp_path: Path, monkeypatch: pytest.M
         tr.data.load("folder")
     with pytest.raises(ValueError, match="is a directory"):
         tr.data.files.load_file(tmp_path / "folder", seed=0, n=None)
+
+
+def test_split_fractions_are_named(tmp_path: Path) -> None:
+    # found by the fuzz suite: the error named an internal "fractions"
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(f"{i},{i}" for i in range(20)) + "\n")
+    with pytest.raises(ValueError, match=r"val_fraction: expected a float in \[0, 1\)"):
+        tr.data.load(str(path), val_fraction=1.5)
+    with pytest.raises(ValueError, match="val_fraction, test_fraction: expected a sum < 1"):
+        tr.data.load(str(path), val_fraction=0.6, test_fraction=0.5)
+    with pytest.raises(TypeError, match="test_fraction: expected a float"):
+        tr.data.load(str(path), test_fraction="0.1")

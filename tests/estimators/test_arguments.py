@@ -61,3 +61,14 @@ def test_every_estimator_gives_an_empty_estimate_for_an_empty_batch() -> None:
     for est in estimates:
         assert est.values.shape == (0,) and est.mean is None and est.se is None
         json.dumps(est.to_dict(), allow_nan=False)
+
+
+def test_log_mean_exp_checks_dim() -> None:
+    # found by the fuzz suite: dim=None was a TypeError on a tuple, dim=1 of a vector IndexError
+    from tractable.estimators import log_mean_exp
+
+    with pytest.raises(TypeError, match="dim: expected an int"):
+        log_mean_exp(torch.zeros(3), None)
+    with pytest.raises(ValueError, match=r"dim: expected an int in \[-1, 1\)"):
+        log_mean_exp(torch.zeros(3), 1)
+    assert log_mean_exp(torch.zeros(2, 3), -1).shape == (2,)

@@ -41,7 +41,7 @@ def contexts(case: Case, n: int) -> st.SearchStrategy:
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
-@fuzz(30)
+@fuzz(20)
 @given(data=st.data())
 def test_densities_and_estimates(case: Case, data: st.DataObject) -> None:
     model = ready(case.name)
@@ -71,7 +71,7 @@ def test_densities_and_estimates(case: Case, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
-@fuzz(15)
+@fuzz(10)
 @given(data=st.data())
 def test_sampling(case: Case, data: st.DataObject) -> None:
     model = ready(case.name)

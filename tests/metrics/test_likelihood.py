@@ -51,3 +51,11 @@ def test_bits_per_dim_refuses_non_finite_nll(bad: object) -> None:
     with pytest.raises(TypeError, match="nll_nats"):
         bits_per_dim("1.0", 4)
     assert bits_per_dim(0.0, dims=3, levels=256) == pytest.approx(8.0)
+
+
+def test_mean_and_se_of_values_near_the_float64_limit_is_finite() -> None:
+    # found by the fuzz suite: the sum of two 1e308 overflowed to an infinite mean
+    mean, se = mean_and_se(torch.tensor([1e308, 1e308], dtype=torch.float64))
+    assert mean == 1e308 and se == 0.0
+    mean, se = mean_and_se(torch.tensor([1e308, -1e308], dtype=torch.float64))
+    assert mean == 0.0 and math.isfinite(se)

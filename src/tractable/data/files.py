@@ -175,6 +175,16 @@ def load_file(
         isinstance(levels, bool) or not isinstance(levels, int) or levels < 2
     ):
         raise ValueError(f"levels: expected an int >= 2 or None, got {levels!r}")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
+        if not 0 <= value < 1:
+            raise ValueError(f"{name}: expected a float in [0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction, test_fraction: expected a sum < 1 (some rows left to train on), got "
+            f"{val_fraction} + {test_fraction}"
+        )
     if label_column is not None and suffix not in (".csv", ".txt", ".tsv"):
         raise ValueError(
             f"label_column: only text tables have label columns, not {suffix!r} "

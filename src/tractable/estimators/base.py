@@ -43,6 +43,10 @@ def log_mean_exp(t: Tensor, dim: int = 0) -> Tensor:
         raise TypeError(f"t: expected a torch.Tensor, got {type(t).__name__}")
     if t.dim() == 0:
         raise ValueError("t: expected at least one dimension, got a scalar")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
+    if not -t.dim() <= dim < t.dim():
+        raise ValueError(f"dim: expected an int in [{-t.dim()}, {t.dim()}), got {dim}")
     k = t.shape[dim]
     if k == 0:
         raise ValueError(f"t: expected a non-empty dimension {dim}, got shape {tuple(t.shape)}")

@@ -41,8 +41,14 @@ def mean_and_se(values: Tensor) -> tuple[float, float | None]:
     n = values.numel()
     if n == 1:
         warn_undefined_se("values")
-        return float(values.mean()), None
-    return float(values.mean()), float(values.std(unbiased=True)) / math.sqrt(n)
+        return float(values[0]), None
+    mean, std = float(values.mean()), float(values.std(unbiased=True))
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        # values near the float64 limit overflow the sums: scale by the largest magnitude
+        scale = float(values.abs().max())
+        unit = values / scale
+        mean, std = scale * float(unit.mean()), scale * float(unit.std(unbiased=True))
+    return mean, std / math.sqrt(n)
 
 
 def _check_vector(value: object, name: str) -> Tensor:
