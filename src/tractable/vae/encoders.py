@@ -101,10 +101,16 @@ class GaussianEncoder(nn.Module):
     def draw(loc: Tensor, log_scale: Tensor, k: int) -> tuple[Tensor, Tensor]:
         r"""``k`` reparameterized draws from given parameters ``(N, L)``: ``(k, N, L)`` and
         their log-density ``(k, N)``."""
+        z = GaussianEncoder.reparameterize(loc, log_scale, k)
+        return z, log_normal_diag(z, loc, log_scale)
+
+    @staticmethod
+    def reparameterize(loc: Tensor, log_scale: Tensor, k: int) -> Tensor:
+        r"""``k`` draws :math:`z = \mu + \sigma \odot \varepsilon` from given parameters
+        ``(N, L)``, without their density: ``(k, N, L)``."""
         check_positive_int(k, "k")
         eps = torch.randn(k, *loc.shape, dtype=loc.dtype, device=loc.device)
-        z = loc + torch.exp(log_scale) * eps
-        return z, log_normal_diag(z, loc, log_scale)
+        return loc + torch.exp(log_scale) * eps
 
     def rsample(self, x: Tensor, k: int = 1) -> Tensor:
         return self.rsample_and_log_prob(x, k)[0]

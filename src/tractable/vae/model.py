@@ -222,10 +222,14 @@ class VAE(nn.Module):
             z, log_q = GaussianEncoder.draw(loc, log_scale, k)
         else:
             z, log_q = self.encoder.rsample_and_log_prob(x, k)
+        log_px, log_pz = self._log_joint(self._repeat(x, k), z.reshape(k * x.shape[0], -1))
         n = x.shape[0]
-        xr = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
-        log_px, log_pz = self._log_joint(xr, z.reshape(k * n, -1))
         return log_px.reshape(k, n), log_pz.reshape(k, n), log_q, loc, log_scale
+
+    @staticmethod
+    def _repeat(x: Tensor, k: int) -> Tensor:
+        r"""``(N, *event) -> (k N, *event)``, the batch repeated ``k`` times (a view for k = 1)."""
+        return x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
 
     def _kl(self, loc: Tensor, log_scale: Tensor) -> Tensor:
         if isinstance(self.prior, StandardNormal):
@@ -233,10 +237,15 @@ class VAE(nn.Module):
         return kl_normal_normal(loc, log_scale, self.prior.loc, self.prior.log_scale)
 
     def _elbo_parts(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        log_px, log_pz, log_q, loc, log_scale = self._weights(x, k)
-        rec = log_px.mean(0)
-        kl = self._kl(loc, log_scale) if self.analytic_kl else (log_q - log_pz).mean(0)
-        return rec, kl
+        if self.analytic_kl:
+            # the closed-form KL needs neither log q(z|x) nor log p(z) of the draws
+            loc, log_scale, _ = self.encoder.gaussian(x, check=False)  # x is checked
+            z = GaussianEncoder.reparameterize(loc, log_scale, k)
+            xr, zr = self._repeat(x, k), z.reshape(k * x.shape[0], -1)
+            log_px = self.decoder.log_prob(xr, zr, check=False).reshape(k, x.shape[0])
+            return log_px.mean(0), self._kl(loc, log_scale)
+        log_px, log_pz, log_q, _, _ = self._weights(x, k)
+        return log_px.mean(0), (log_q - log_pz).mean(0)
 
     def elbo(self, x: Tensor, k: int = 1, beta: float = 1.0) -> Tensor:
         r"""The ELBO per example (differentiable), a *lower bound* on :math:`\log p(x)`:
