@@ -25,6 +25,7 @@ LAYERS = {
     "continuous": {"flows", "transforms", "distributions", "nn", "estimators"},
     "vae": {"flows", "transforms", "distributions", "nn", "estimators"},
     "gan": {"nn", "estimators"},
+    "flow_matching": {"flows", "continuous", "transforms", "distributions", "nn", "estimators"},
     "train": set(),
     "plots": set(),
     "registry": set(),  # the families are named as strings and imported on first use

@@ -134,6 +134,10 @@ MODELS: dict[str, Entry] = {
         Entry("vae", "VAE", "tractable.vae:build_vae", "any", "bound",
               "variational autoencoder; ELBO/IWAE training (Kingma and Welling 2014)", "shape",
               defaults="tractable.vae.builders:run_defaults"),
+        Entry("flow-matching", "flow matching", "tractable.flow_matching:build_flow_matching",
+              "any", "exact", "conditional flow matching / rectified flow, OT couplings; exact "
+              "likelihood by the ODE (Lipman et al. 2023)", "shape",
+              defaults="tractable.flow_matching.builders:run_defaults"),
     ]
 }  # fmt: skip
 

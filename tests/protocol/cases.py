@@ -85,6 +85,9 @@ _TINY: dict[str, Case] = {
         Case("gaussian", "gaussian", (FEATURES,), {}),
         Case("mixture", "mixture", (FEATURES,), {"components": 3, "covariance": "full"}),
         Case("gan", "gan", (FEATURES,), {"hidden": [8], "noise": 2}),
+        # fixed-step RK4 both ways, as for ffjord
+        Case("flow-matching", "flow-matching", (FEATURES,),
+             {"hidden": [8, 8], "solver": "rk4", "steps": 4, "time_scale": 1.0}),
         Case("glow", "glow", IMAGE, {"depth": 1, "hidden": 4, "levels": 1}),
         Case(
             "multiscale-realnvp",
@@ -115,6 +118,9 @@ _VARIANTS = [
         IMAGE,
         {"width": 4, "noise": 4, "curriculum": [1, 2], "fade": 1},
     ),
+    Case("flow-matching-ot-image", "flow-matching", IMAGE,
+         {"hidden": [8], "solver": "rk4", "steps": 16, "coupling": "ot", "sigma_min": 0.01,
+          "time_scale": 1.0}),
     Case("gan-hinge", "gan", (FEATURES,), {"hidden": [8], "loss": "hinge", "simultaneous": True}),
     Case(
         "vae-gaussian",

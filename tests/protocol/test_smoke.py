@@ -34,6 +34,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "multiscale-realnvp": {"depth": 1, "hidden": 4, "blocks": 1},
     "vae": {"latent": 2, "hidden": [8]},
     "gan": {"hidden": [8], "width": 4, "noise": 4},
+    "flow-matching": {"hidden": [8], "solver": "rk4", "steps": 2},
 }
 
 # the kinds of data: a toy, a user table, binary, discrete and continuous images (a user

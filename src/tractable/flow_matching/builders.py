@@ -1,0 +1,96 @@
+r"""The flow-matching builder and the run defaults that say what it needs from the data.
+
+Example:
+    >>> fm = build_flow_matching((2,), hidden=(16, 16), coupling="ot")
+    >>> type(fm).__name__, fm.coupling, fm.likelihood
+    ('FlowMatching', 'ot', 'exact')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..flows.defaults import LOGIT
+from ..nn.time import TimeMLP
+from .model import FlowMatching
+
+
+def build_flow_matching(
+    shape: int | Sequence[int],
+    context: int = 0,
+    hidden: Sequence[int] = (128, 128, 128),
+    embedding: int = 32,
+    activation: str = "silu",
+    time_scale: float = 10.0,
+    sigma_min: float = 0.0,
+    coupling: str = "independent",
+    solver: str = "dopri5",
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    steps: int | None = None,
+    divergence: str = "auto",
+) -> FlowMatching:
+    r"""Build a :class:`FlowMatching` model with a :class:`~tractable.nn.time.TimeMLP`
+    velocity field for events of ``shape`` (images are flattened by the network and reshaped
+    back).
+
+    Args:
+        hidden, embedding, activation: the network's (see :class:`~tractable.nn.time.TimeMLP`).
+        time_scale: the time embedding's scale. 10, not DDPM's 1000: the field then changes
+            slowly with time and the ODE takes far fewer steps (on a randomly initialised
+            3-feature field, dopri5 at tolerance 1e-9 took 176 evaluations at scale 10
+            against 6824 at 1000; RK4 with 16 steps reached 4e-8 against 2e-5).
+        sigma_min, coupling, solver, atol, rtol, steps, divergence: as for
+            :class:`FlowMatching`; ``steps`` only with a fixed-step solver (``"rk4"``,
+            ``"euler"``, ...).
+    """
+    event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
+    net: nn.Module = TimeMLP(math.prod(event), context, hidden, embedding, activation, time_scale)
+    if len(event) > 1:
+        net = FlatField(net, event)
+    return FlowMatching(
+        net,
+        event,
+        context=context,
+        sigma_min=sigma_min,
+        coupling=coupling,
+        solver=solver,
+        atol=atol,
+        rtol=rtol,
+        steps=steps,
+        divergence=divergence,
+    )
+
+
+class FlatField(nn.Module):
+    r"""A vector field on flattened events: ``(N, *event) -> (N, *event)``."""
+
+    def __init__(self, net: TimeMLP, event: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net, self.event = net, event
+
+    def forward(self, x: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(x.reshape(x.shape[0], -1), t, context).reshape(x.shape)
+
+
+def run_defaults(
+    kind: str, levels: int | None, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""``(model options, preprocessing overrides)`` for flow matching on data of ``kind``: a
+    density model on continuous values, so discrete and binary data are dequantized into
+    :math:`[0, 1]` (the default preprocessing), and discrete data then mapped into logit space
+    as for the other flows (:data:`tractable.flows.defaults.LOGIT`), whose spread is nearer the
+    unit-variance noise the paths start from.
+
+    Example:
+        >>> run_defaults("discrete", 256, {})
+        ({}, {'logit': 0.05})
+    """
+    return dict(options), ({"logit": LOGIT} if kind == "discrete" else {})
+
+
+__all__ = ["FlatField", "build_flow_matching", "run_defaults"]

@@ -1,0 +1,170 @@
+"""Flow matching against closed forms (float64): Gaussian data, whose optimal velocity field,
+marginal densities and minimal loss are known exactly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from tractable.flow_matching import (
+    FlowMatching,
+    build_flow_matching,
+    ot_coupling,
+    ot_permutation,
+    reflow_pairs,
+)
+
+MU = torch.tensor([1.0, -0.5])
+SIGMA = torch.tensor([[1.5, 0.6], [0.6, 0.8]])
+
+
+class GaussianVelocity(nn.Module):
+    r"""The optimal field :math:`E[u_t | x_t = x]` for data :math:`N(\mu, \Sigma)`:
+    :math:`\mu + (t\Sigma - (1-\sigma)a I)(a^2 I + t^2 \Sigma)^{-1} (x - t\mu)`,
+    :math:`a = 1 - (1 - \sigma) t`, in the eigenbasis of :math:`\Sigma`."""
+
+    def __init__(self, mu: Tensor, sigma: Tensor, sigma_min: float = 0.0) -> None:
+        super().__init__()
+        lam, q = torch.linalg.eigh(sigma)
+        self.register_buffer("mu", mu)
+        self.register_buffer("lam", lam)
+        self.register_buffer("q", q)
+        self.s = sigma_min
+        self.dummy = nn.Parameter(torch.zeros(()))  # a module with a parameter, like a network
+
+    def forward(self, x: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
+        t = t.reshape(-1, 1).expand(x.shape[0], 1)
+        a = 1.0 - (1.0 - self.s) * t
+        coef = (t * self.lam - (1.0 - self.s) * a) / (a**2 + t**2 * self.lam)
+        y = (x - t * self.mu) @ self.q
+        return self.mu + (coef * y) @ self.q.T + 0.0 * self.dummy
+
+
+def minimum(t: float, sigma_min: float) -> float:
+    r""":math:`\operatorname{tr}(\operatorname{Var} u - C V^{-1} C)` at time ``t``."""
+    a = 1.0 - (1.0 - sigma_min) * t
+    eye = torch.eye(2)
+    var_u = SIGMA + (1.0 - sigma_min) ** 2 * eye
+    c = t * SIGMA - (1.0 - sigma_min) * a * eye
+    v = a**2 * eye + t**2 * SIGMA
+    return float(torch.trace(var_u - c @ torch.linalg.solve(v, c)))
+
+
+def oracle(sigma_min: float = 0.0, **kwargs: object) -> FlowMatching:
+    return FlowMatching(GaussianVelocity(MU, SIGMA, sigma_min), (2,), sigma_min=sigma_min,
+                        **kwargs).eval()  # fmt: skip
+
+
+@pytest.mark.parametrize("sigma_min", [0.0, 0.1])
+def test_exact_likelihood_of_the_optimal_field_is_the_gaussian_density(sigma_min: float) -> None:
+    model = oracle(sigma_min, atol=1e-10, rtol=1e-10)
+    x = MU + torch.randn(20, 2) @ torch.linalg.cholesky(SIGMA).T
+    est = model.estimate(x)
+    # the time-1 marginal: the data convolved with N(0, sigma_min^2 I)
+    truth = torch.distributions.MultivariateNormal(MU, SIGMA + sigma_min**2 * torch.eye(2))
+    assert est.kind == "exact"
+    torch.testing.assert_close(est.values, truth.log_prob(x), atol=1e-7, rtol=0)
+
+
+def test_samples_of_the_optimal_field_have_the_data_moments() -> None:
+    torch.manual_seed(0)
+    model = oracle(solver="rk4", steps=20)
+    s = model.sample(4000)
+    n = s.shape[0]
+    assert (s.mean(0) - MU).abs().max() < 4 * math.sqrt(1.5 / n)
+    torch.testing.assert_close(torch.cov(s.T), SIGMA, atol=0.1, rtol=0)
+    # temperature scales the noise: at T = 0 every sample is the image of 0, the data mean
+    # (the field is affine in x, so the flow maps the noise's mean to the data's)
+    torch.testing.assert_close(model.sample(3, temperature=1e-9), MU.expand(3, 2), atol=1e-6,
+                               rtol=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("sigma_min", [0.0, 0.2])
+def test_loss_at_the_optimal_field_is_the_conditional_variance(sigma_min: float) -> None:
+    torch.manual_seed(1)
+    model = oracle(sigma_min)
+    n = 200_000
+    x1 = MU + torch.randn(n, 2) @ torch.linalg.cholesky(SIGMA).T
+    x0 = torch.randn(n, 2)
+    for t in (0.1, 0.5, 0.9):
+        tt = torch.full((n,), t)
+        xt, u = model.path(x0, x1, tt)
+        err = (model.net(xt, tt) - u).detach().pow(2).sum(1)
+        se = float(err.std()) / math.sqrt(n)
+        assert float(err.mean()) == pytest.approx(minimum(t, sigma_min), abs=4 * se)
+        assert float(model.pair_loss(x0, x1, t=tt)) == pytest.approx(float(err.mean()))
+    # the loss itself (t ~ U(0, 1)) against the integral of the minimum over t
+    from scipy.integrate import quad
+
+    integral = quad(lambda t: minimum(t, sigma_min), 0.0, 1.0)[0]
+    loss = model.loss(x1)
+    assert float(loss) == pytest.approx(integral, abs=0.02)
+
+
+def test_ot_coupling_of_identical_batches_is_the_identity() -> None:
+    x = torch.randn(32, 3)
+    assert torch.equal(ot_permutation(x, x), torch.arange(32))
+    perm = torch.randperm(32)
+    # a permuted copy is paired back with its original rows
+    assert torch.equal(ot_coupling(x[perm], x)[0], x)
+
+
+def test_ot_coupling_lowers_the_transport_cost() -> None:
+    torch.manual_seed(2)
+    x0, x1 = torch.randn(64, 2), torch.randn(64, 2) + 3.0
+    y0, _ = ot_coupling(x0, x1)
+    assert (y0 - x1).pow(2).sum() < (x0 - x1).pow(2).sum()
+    assert sorted(ot_permutation(x0, x1).tolist()) == list(range(64))
+
+
+def test_training_with_ot_couplings_learns_a_gaussian() -> None:
+    torch.manual_seed(3)
+    model = build_flow_matching((2,), hidden=(32, 32), coupling="ot", solver="rk4", steps=8)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    data = MU + torch.randn(2000, 2) @ torch.linalg.cholesky(SIGMA).T
+    for _ in range(300):
+        batch = data[torch.randint(0, 2000, (128,))]
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    model.eval()
+    truth = torch.distributions.MultivariateNormal(MU, SIGMA)
+    nll = -float(model.estimate(data[:500]).mean)
+    assert nll < -float(truth.log_prob(data[:500]).mean()) + 0.1
+
+
+def test_hutchinson_estimate_has_a_standard_error_and_is_unbiased() -> None:
+    torch.manual_seed(4)
+    model = build_flow_matching((2,), hidden=(8,), solver="rk4", steps=4, divergence="hutchinson")
+    exact = build_flow_matching((2,), hidden=(8,), solver="rk4", steps=4, divergence="exact")
+    exact.load_state_dict(model.state_dict())
+    model.eval(), exact.eval()
+    x = torch.randn(3, 2)
+    est = model.estimate(x, k=100)
+    assert est.k == 100 and est.per_example_se is not None
+    ref = exact.estimate(x).values
+    assert ((est.values - ref).abs() <= 4 * est.per_example_se + 1e-9).all()
+    with pytest.raises(ValueError, match="k"):
+        exact.estimate(x, k=3)
+
+
+def test_reflow_pairs_are_the_flows_own_map() -> None:
+    torch.manual_seed(5)
+    model = build_flow_matching((2,), hidden=(8,), solver="rk4", steps=4).eval()
+    z, x = reflow_pairs(model, 6)
+    assert z.shape == x.shape == (6, 2)
+    torch.testing.assert_close(model.transform(x)[0], z, atol=1e-3, rtol=0)
+    loss = model.pair_loss(z, x)
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="coupling"):
+        build_flow_matching((2,), coupling="sinkhorn")
+    with pytest.raises(ValueError, match="sigma_min"):
+        build_flow_matching((2,), sigma_min=1.5)
+    with pytest.raises(ValueError, match="divergence"):
+        build_flow_matching((2,), divergence="trace")
