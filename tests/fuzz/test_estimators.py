@@ -26,7 +26,8 @@ PROPOSAL = {"sample": MODEL.prior_sample, "log_q": MODEL.prior_log_prob}
 @fuzz(150)
 @given(t=arrays(), dim=small_ints(-3, 3))
 def test_log_mean_exp(t: np.ndarray, dim: object) -> None:
-    out = attempt(log_mean_exp, torch.as_tensor(t), dim, names=("t", "dim"))
+    # all -inf along dim is a zero probability, -inf by design
+    out = attempt(log_mean_exp, torch.as_tensor(t), dim, names=("t", "dim"), log_density=True)
     if out is not None:
         assert out.dim() == t.ndim - 1
 
@@ -62,7 +63,7 @@ def test_estimators_on_a_closed_form_model(
 def test_linear_gaussian(W: object, mu: object, sigma: object) -> None:
     W = torch.as_tensor(W) if isinstance(W, np.ndarray) else W
     mu = torch.as_tensor(mu) if isinstance(mu, np.ndarray) else mu
-    model = attempt(LinearGaussian, W, mu, sigma)
+    model = attempt(LinearGaussian, W, mu, sigma, finite=False)
     if model is not None:
         x = torch.zeros(2, model.features)
         assert attempt(model.log_marginal, x).shape == (2,)

@@ -163,3 +163,12 @@ def test_fid_rejects_bad_inputs():
     # an indefinite "covariance" gives a clearly complex square root
     with pytest.raises(ValueError, match="imaginary parts"):
         fid_from_stats(np.zeros(2), np.eye(2), np.zeros(2), np.diag([-1.0, 1.0]))
+
+
+def test_features_whose_statistics_overflow_are_named() -> None:
+    # found by the fuzz suite: the error named the internal mu2
+    big = np.full((3, 2), 1e308)
+    with pytest.raises(ValueError, match="features_b: a statistic of the values overflows"):
+        fid(np.zeros((3, 2)), big)
+    with pytest.raises(ValueError, match="features: a statistic"):
+        feature_statistics(big)

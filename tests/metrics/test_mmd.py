@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tractable.checks import UndefinedStandardErrorWarning
 from tractable.metrics import kid, mmd2_unbiased
 
 
@@ -63,10 +64,11 @@ def test_kid_near_zero_on_equal_and_positive_on_different_distributions():
 def test_kid_single_full_subset_equals_mmd2_and_is_seed_deterministic():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(30, 5)), rng.normal(size=(30, 5))
-    result = kid(x, y, subsets=1, subset_size=30)
+    with pytest.warns(UndefinedStandardErrorWarning, match="kid"):
+        result = kid(x, y, subsets=1, subset_size=30)
     # a full subset is a permutation, and the estimator is permutation invariant
     assert result.mean == pytest.approx(mmd2_unbiased(x, y), rel=1e-10)
-    assert math.isnan(result.std)
+    assert result.std is None  # undefined for one subset, and never NaN (issue 18)
     a = kid(x, y, subsets=5, subset_size=10, seed=7)
     b = kid(torch.from_numpy(x), torch.from_numpy(y), subsets=5, subset_size=10, seed=7)
     np.testing.assert_array_equal(a.values, b.values)
@@ -85,3 +87,12 @@ def test_kid_rejects_bad_inputs():
         kid(x, x, subset_size=1)
     with pytest.raises(ValueError, match="seed"):
         kid(x, x, subset_size=5, seed=-1)
+
+
+def test_values_whose_kernel_overflows_name_the_arguments():
+    # found by the fuzz suite: a RuntimeWarning and a non-finite MMD for values near 1e308
+    big = np.full((3, 2), 1e200)
+    with pytest.raises(ValueError, match="x, y: a statistic of the values overflows float64"):
+        mmd2_unbiased(big, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="features_a, features_b: a statistic"):
+        kid(big, np.zeros((3, 2)), subsets=2, subset_size=2)

@@ -85,3 +85,14 @@ def test_pca_rejects_bad_inputs(tmp_path):
         pca_comparison(x, x[:, :3])
     with pytest.raises(ValueError, match="at least 2 features"):
         plot_pca_comparison(x[:, :1], x[:, :1], tmp_path / "p.png")
+
+
+def test_values_whose_variance_overflows_are_named() -> None:
+    # found by the fuzz suite: NaN explained variances for values near 1e308
+    import numpy as np
+    import pytest
+
+    from tractable.metrics import pca_comparison
+
+    with pytest.raises(ValueError, match="samples: the mean or variance overflows float64"):
+        pca_comparison(np.array([[0.0], [1.0]]), np.array([[1e308], [0.0]]), 1)

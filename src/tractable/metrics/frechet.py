@@ -18,10 +18,20 @@ Forsyth 2020), so compare values computed on the same number of samples.
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import scipy.linalg
 
-from .inputs import ArrayLike, as_matrix, as_vector, check_float, check_same_features
+from .inputs import (
+    ArrayLike,
+    as_matrix,
+    as_vector,
+    check_float,
+    check_same_features,
+    overflow_error,
+)
 
 __all__ = ["feature_statistics", "fid", "fid_from_stats"]
 
@@ -40,9 +50,15 @@ def feature_statistics(features: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         >>> mu.tolist(), sigma.tolist()
         ([1.0, 2.0], [[2.0, 2.0], [2.0, 2.0]])
     """
-    x = as_matrix(features, "features", min_rows=2)
-    mu = x.mean(axis=0)
-    sigma = np.atleast_2d(np.cov(x, rowvar=False))
+    return _statistics(as_matrix(features, "features", min_rows=2), "features")
+
+
+def _statistics(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = x.mean(axis=0)
+        sigma = np.atleast_2d(np.cov(x, rowvar=False))
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise overflow_error(name, x)
     return mu, sigma
 
 
@@ -61,12 +77,17 @@ def _check_covariance(sigma: object, name: str, features: int) -> np.ndarray:
 
 def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
     r""":math:`\operatorname{tr}(\Sigma_1\Sigma_2)^{1/2}` via ``scipy.linalg.sqrtm``."""
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    with warnings.catch_warnings():
+        # a singular product (identical rows, fewer rows than features) is checked below
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         # A singular product (e.g. fewer samples than features) can make sqrtm fail; the standard
         # remedy is to add eps to the diagonals and retry.
         offset = eps * np.eye(sigma1.shape[0])
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
         if not np.isfinite(covmean).all():
             raise ValueError(
                 "sigma1, sigma2: the matrix square root of sigma1 @ sigma2 is not finite even "
@@ -141,6 +162,16 @@ def fid(features_a: ArrayLike, features_b: ArrayLike, eps: float = 1e-6) -> floa
     a = as_matrix(features_a, "features_a", min_rows=2)
     b = as_matrix(features_b, "features_b", min_rows=2)
     check_same_features(a, "features_a", b, "features_b")
-    mu1, s1 = feature_statistics(a)
-    mu2, s2 = feature_statistics(b)
-    return fid_from_stats(mu1, s1, mu2, s2, eps=eps)
+    mu1, s1 = _statistics(a, "features_a")
+    mu2, s2 = _statistics(b, "features_b")
+    try:
+        value = fid_from_stats(mu1, s1, mu2, s2, eps=eps)
+    except ValueError as err:
+        # the statistics are ours, not the caller's: name the caller's arguments (eps is its)
+        message = str(err)
+        if message.startswith("eps"):
+            raise
+        raise ValueError(f"features_a, features_b: {message.split(': ', 1)[-1]}") from None
+    if not math.isfinite(value):
+        raise overflow_error("features_a, features_b", a, b)
+    return value

@@ -63,6 +63,16 @@ def as_matrix(
     return array
 
 
+def overflow_error(names: str, *arrays: np.ndarray) -> ValueError:
+    r"""The error for a statistic of ``arrays`` that overflows float64 (values near its limit):
+    it names the arguments ``names`` and the largest magnitude."""
+    largest = max(float(np.abs(a).max()) for a in arrays if a.size)
+    return ValueError(
+        f"{names}: a statistic of the values overflows float64 (largest magnitude "
+        f"{largest:g}); rescale them"
+    )
+
+
 def as_vector(value: object, name: str, length: int | None = None) -> np.ndarray:
     r"""Return ``value`` as a finite float64 array of shape ``(N,)`` (of ``length`` if given)."""
     array = _to_numpy(value, name)

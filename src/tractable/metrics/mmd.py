@@ -23,7 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inputs import ArrayLike, as_matrix, check_int, check_same_features, check_seed
+from ..checks import warn_undefined_se
+from .inputs import (
+    ArrayLike,
+    as_matrix,
+    check_int,
+    check_same_features,
+    check_seed,
+    overflow_error,
+)
 
 __all__ = ["KIDResult", "kid", "mmd2_unbiased"]
 
@@ -34,13 +42,14 @@ class KIDResult:
 
     Attributes:
         mean: mean of the per-subset unbiased MMD² estimates.
-        std: their standard deviation (ddof = 1; NaN for a single subset). Subsets overlap, so
+        std: their standard deviation (ddof = 1; ``None``, with a warning, for a single
+            subset: undefined, and never NaN). Subsets overlap, so
             ``std / sqrt(subsets)`` is not a standard error of ``mean``.
         values: the per-subset estimates, shape ``(subsets,)``.
     """
 
     mean: float
-    std: float
+    std: float | None
     values: np.ndarray
 
 
@@ -65,17 +74,22 @@ def mmd2_unbiased(x: ArrayLike, y: ArrayLike) -> float:
     a = as_matrix(x, "x", min_rows=2)
     b = as_matrix(y, "y", min_rows=2)
     check_same_features(a, "x", b, "y")
-    return _mmd2(a, b)
+    value = _mmd2(a, b)
+    if not math.isfinite(value):
+        raise overflow_error("x, y", a, b)
+    return value
 
 
 def _mmd2(a: np.ndarray, b: np.ndarray) -> float:
+    # non-finite (NaN or inf) when the cubic kernel overflows: the callers say so
     m, n = a.shape[0], b.shape[0]
-    k_aa = _polynomial_kernel(a, a)
-    k_bb = _polynomial_kernel(b, b)
-    k_ab = _polynomial_kernel(a, b)
-    term_aa = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
-    term_bb = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
-    return float(term_aa + term_bb - 2.0 * k_ab.mean())
+    with np.errstate(over="ignore", invalid="ignore"):
+        k_aa = _polynomial_kernel(a, a)
+        k_bb = _polynomial_kernel(b, b)
+        k_ab = _polynomial_kernel(a, b)
+        term_aa = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
+        term_bb = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
+        return float(term_aa + term_bb - 2.0 * k_ab.mean())
 
 
 def kid(
@@ -118,5 +132,11 @@ def kid(
         ia = rng.choice(a.shape[0], size=subset_size, replace=False)
         ib = rng.choice(b.shape[0], size=subset_size, replace=False)
         values[s] = _mmd2(a[ia], b[ib])
-    std = float(values.std(ddof=1)) if subsets > 1 else math.nan
+    if not np.isfinite(values).all():
+        raise overflow_error("features_a, features_b", a, b)
+    std = None
+    if subsets > 1:
+        std = float(values.std(ddof=1))
+    else:
+        warn_undefined_se("kid")
     return KIDResult(mean=float(values.mean()), std=std, values=values)

@@ -19,13 +19,25 @@ from .inputs import ArrayLike, as_matrix, check_int, check_same_features, check_
 __all__ = ["pca_comparison", "plot_pca_comparison"]
 
 
-def _principal(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _principal(
+    x: np.ndarray, k: int, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     r"""Mean ``(F,)``, top-``k`` eigenvalues ``(k,)`` and unit axes ``(k, F)`` of the sample
-    covariance of ``x``, and its total variance."""
-    mean = x.mean(axis=0)
-    centred = x - mean
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    eigen = s**2 / (x.shape[0] - 1)
+    covariance of ``x``, and its total variance; a ``ValueError`` naming ``name`` when values
+    near the float64 limit make them overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x.mean(axis=0)
+        centred = x - mean
+        finite = bool(np.isfinite(centred).all())
+        if finite:
+            _, s, vt = np.linalg.svd(centred, full_matrices=False)
+            eigen = s**2 / (x.shape[0] - 1)
+            finite = bool(np.isfinite(eigen).all() and np.isfinite(eigen.sum()))
+    if not finite:
+        raise ValueError(
+            f"{name}: the mean or variance overflows float64 (largest magnitude "
+            f"{float(np.abs(x).max()):g}); rescale the values"
+        )
     # Fewer rows than k leaves trailing components with zero variance.
     values = np.zeros(k)
     values[: min(k, eigen.shape[0])] = eigen[:k]
@@ -68,8 +80,8 @@ def pca_comparison(data: ArrayLike, samples: ArrayLike, k: int = 10) -> dict[str
     k = check_int(k, "k")
     if k > x.shape[1]:
         raise ValueError(f"k: expected at most F = {x.shape[1]} components, got {k}")
-    mean, data_values, axes, data_total = _principal(x, k)
-    _, sample_values, _, sample_total = _principal(y, k)
+    mean, data_values, axes, data_total = _principal(x, k, "data")
+    _, sample_values, _, sample_total = _principal(y, k, "samples")
     projected = (y - y.mean(axis=0)) @ axes.T  # (M, k)
     data_ratio = data_values / data_total if data_total > 0 else data_values
     sample_ratio = sample_values / sample_total if sample_total > 0 else sample_values
