@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--hidden", default="[128,128,128]")
     p.add_argument("--out", default="benchmarks/results/gan_toys.json")
+    p.add_argument("--merge", action="store_true", help="add the rows to those already in --out")
     args = p.parse_args()
     import torch
 
@@ -62,12 +63,13 @@ def main() -> None:
                 }  # fmt: skip
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    summary = {
-        "command": " ".join(sys.argv),
-        "load_average": os.getloadavg(),
-        "rows": rows,
-        "table": table(rows),
-    }
+    commands = [" ".join(sys.argv)]
+    if args.merge and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        rows = old["rows"] + rows
+        commands = old.get("commands", [old.get("command")]) + commands
+    summary = {"commands": commands, "load_average": os.getloadavg(), "rows": rows,
+               "table": table(rows)}  # fmt: skip
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(summary["table"])
 
@@ -83,8 +85,9 @@ def table(rows: list[dict]) -> str:
 
         def mean(key: str, rs: list[dict] = rs) -> str:
             v = [r[key] for r in rs]
-            sd = statistics.stdev(v) if len(v) > 1 else 0.0
-            return f"{statistics.mean(v):.3f} ± {sd:.3f}"
+            if len(v) == 1:
+                return f"{v[0]:.3f}"
+            return f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f} (sd)"
 
         modes = ", ".join(f"{r['modes']}/{r['n_modes']}" for r in rs)
         lines.append(
