@@ -21,6 +21,9 @@ train: setup
 	$(VENV)/bin/tractable train
 
 test: setup
+	# the browser tests of human-eval drive Debian's Chromium through its chromedriver
+	(command -v chromium && command -v chromedriver) >/dev/null || \
+		(apt-get update && apt-get install -y chromium chromium-driver)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -p no:cacheprovider
 	$(VENV)/bin/ruff check src tests benchmarks
 
