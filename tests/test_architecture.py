@@ -31,8 +31,9 @@ LAYERS = {
     "registry": set(),  # the families are named as strings and imported on first use
     "evaluation": {"data", "metrics", "nn", "train", "plots"},
     "runs": {"registry", "data", "train", "evaluation", "plots", "metrics"},
+    "humaneval": {"runs"},
     "report": {"runs", "registry", "data", "plots", "train"},
-    "cli": {"runs", "report", "evaluation", "registry", "data", "train"},
+    "cli": {"runs", "report", "evaluation", "registry", "data", "train", "humaneval"},
 }
 
 

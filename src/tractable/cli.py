@@ -372,6 +372,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_human_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import humaneval
+
+    if args.results:
+        result = humaneval.results(args.results)
+        _print(result, args.json, humaneval.format_results(result))
+        return 0
+    if Path(args.db).exists():
+        if args.run_dirs:
+            print(f"using the images already in {args.db} (the runs given are not sampled again)")
+    elif not args.run_dirs:
+        raise ValueError("RUN_DIR: give the runs to rate (or --db of an existing evaluation)")
+    else:
+        humaneval.pool_from_runs(
+            args.run_dirs, args.db, n=args.images, turing=args.turing, pairs=args.pairs,
+            checks=args.checks, seed=args.seed,
+        )  # fmt: skip
+    from .humaneval.app import serve
+
+    print(f"human evaluation on http://{args.host}:{args.port}/ (answers in {args.db}); "
+          "Ctrl-C stops")  # fmt: skip
+    sys.stdout.flush()
+    serve(args.db, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from .runs import score_run
 
@@ -573,6 +601,25 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_features)
 
+    he = sub.add_parser(
+        "human-eval",
+        help="rate samples of runs in the browser (Turing test and side by side)",
+        description="A local web page where people judge samples; --results DB prints the "
+        "fraction fooled per model and Bradley-Terry scores.",
+    )
+    he.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    he.add_argument("--db", default="human_eval.sqlite", help="the answers' SQLite database")
+    he.add_argument("--host", default="127.0.0.1", help="address to bind (default: local only)")
+    he.add_argument("--port", type=int, default=8000)
+    he.add_argument("--images", type=int, default=32, help="samples per run in the pool")
+    he.add_argument("--turing", type=int, default=6, help="Turing items per model per session")
+    he.add_argument("--pairs", type=int, default=6, help="comparisons per pair of models")
+    he.add_argument("--checks", type=int, default=2, help="attention checks per session")
+    he.add_argument("--seed", type=int, default=0)
+    he.add_argument("--results", metavar="DB", help="print the results of DB and exit")
+    he.add_argument("--json", action="store_true")
+    he.set_defaults(func=cmd_human_eval)
+
     ls = sub.add_parser("list", help="list models, datasets and their options")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
@@ -635,6 +682,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as err:  # no permission, read-only, full disk, file-size limit
         print(f"tractable: error: {_os_error(err)}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "MemoryError"
+        print(f"tractable: error: not enough memory ({detail})", file=sys.stderr)
         return 2
     except Interrupted as err:
         print(f"tractable: {err}", file=sys.stderr)
