@@ -26,6 +26,7 @@ LAYERS = {
     "vae": {"flows", "transforms", "distributions", "nn", "estimators"},
     "gan": {"nn", "estimators"},
     "flow_matching": {"flows", "continuous", "transforms", "distributions", "nn", "estimators"},
+    "diffusion": {"continuous", "nn", "estimators"},
     "train": set(),
     "plots": set(),
     "registry": set(),  # the families are named as strings and imported on first use

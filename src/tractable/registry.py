@@ -138,6 +138,10 @@ MODELS: dict[str, Entry] = {
               "any", "exact", "conditional flow matching / rectified flow, OT couplings; exact "
               "likelihood by the ODE (Lipman et al. 2023)", "shape",
               defaults="tractable.flow_matching.builders:run_defaults"),
+        Entry("ddpm", "diffusion", "tractable.diffusion:build_ddpm", "any", "bound",
+              "denoising diffusion: L_simple, variational bound, DDIM; exact likelihood by the "
+              "probability-flow ODE (Ho et al. 2020)", "shape",
+              defaults="tractable.diffusion.builders:run_defaults"),
     ]
 }  # fmt: skip
 

@@ -88,6 +88,8 @@ _TINY: dict[str, Case] = {
         # fixed-step RK4 both ways, as for ffjord
         Case("flow-matching", "flow-matching", (FEATURES,),
              {"hidden": [8, 8], "solver": "rk4", "steps": 4, "time_scale": 1.0}),
+        Case("ddpm", "ddpm", (FEATURES,),
+             {"hidden": [8], "steps": 5, "solver": "rk4", "ode_steps": 4}),
         Case("glow", "glow", IMAGE, {"depth": 1, "hidden": 4, "levels": 1}),
         Case(
             "multiscale-realnvp",
@@ -121,6 +123,12 @@ _VARIANTS = [
     Case("flow-matching-ot-image", "flow-matching", IMAGE,
          {"hidden": [8], "solver": "rk4", "steps": 16, "coupling": "ot", "sigma_min": 0.01,
           "time_scale": 1.0}),
+    Case("ddpm-cosine-ddim-image", "ddpm", IMAGE,
+         {"hidden": [8], "steps": 6, "schedule": "cosine", "sampler": "ddim", "sample_steps": 3,
+          "solver": "rk4", "ode_steps": 2}),
+    Case("ddpm-ode-posterior", "ddpm", (FEATURES,),
+         {"hidden": [8], "steps": 4, "sampler": "ode", "solver": "rk4", "ode_steps": 2,
+          "variance": "posterior", "scale": 2.0, "shift": -1.0}),
     Case("gan-hinge", "gan", (FEATURES,), {"hidden": [8], "loss": "hinge", "simultaneous": True}),
     Case(
         "vae-gaussian",

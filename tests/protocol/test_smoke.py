@@ -35,6 +35,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "vae": {"latent": 2, "hidden": [8]},
     "gan": {"hidden": [8], "width": 4, "noise": 4},
     "flow-matching": {"hidden": [8], "solver": "rk4", "steps": 2},
+    "ddpm": {"hidden": [8], "steps": 4, "solver": "rk4", "ode_steps": 2},
 }
 
 # the kinds of data: a toy, a user table, binary, discrete and continuous images (a user

@@ -5,13 +5,12 @@ optimal-transport couplings (Tong et al. 2024); sampling and exact likelihoods t
 with :mod:`tractable.continuous`' CNF machinery.
 """
 
-from .builders import FlatField, build_flow_matching, run_defaults
+from .builders import build_flow_matching, run_defaults
 from .couplings import ot_coupling, ot_permutation
 from .model import COUPLINGS, FlowMatching, NoiseToDataField, reflow_pairs
 
 __all__ = [
     "COUPLINGS",
-    "FlatField",
     "FlowMatching",
     "NoiseToDataField",
     "build_flow_matching",

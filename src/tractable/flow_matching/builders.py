@@ -8,14 +8,11 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from torch import Tensor, nn
-
 from ..flows.defaults import LOGIT
-from ..nn.time import TimeMLP
+from ..nn.time import time_mlp
 from .model import FlowMatching
 
 
@@ -49,9 +46,7 @@ def build_flow_matching(
             ``"euler"``, ...).
     """
     event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
-    net: nn.Module = TimeMLP(math.prod(event), context, hidden, embedding, activation, time_scale)
-    if len(event) > 1:
-        net = FlatField(net, event)
+    net = time_mlp(event, context, hidden, embedding, activation, time_scale)
     return FlowMatching(
         net,
         event,
@@ -64,17 +59,6 @@ def build_flow_matching(
         steps=steps,
         divergence=divergence,
     )
-
-
-class FlatField(nn.Module):
-    r"""A vector field on flattened events: ``(N, *event) -> (N, *event)``."""
-
-    def __init__(self, net: TimeMLP, event: tuple[int, ...]) -> None:
-        super().__init__()
-        self.net, self.event = net, event
-
-    def forward(self, x: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
-        return self.net(x.reshape(x.shape[0], -1), t, context).reshape(x.shape)
 
 
 def run_defaults(
@@ -93,4 +77,4 @@ def run_defaults(
     return dict(options), ({"logit": LOGIT} if kind == "discrete" else {})
 
 
-__all__ = ["FlatField", "build_flow_matching", "run_defaults"]
+__all__ = ["build_flow_matching", "run_defaults"]

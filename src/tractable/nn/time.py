@@ -110,4 +110,38 @@ class TimeMLP(nn.Module):
         return self.out(h)
 
 
-__all__ = ["SinusoidalEmbedding", "TimeMLP"]
+class FlatField(nn.Module):
+    r"""A field on flattened events: ``net`` on ``(N, prod(event))``, ``(N, *event)`` in and
+    out (an MLP field on images).
+
+    Example:
+        >>> import torch
+        >>> net = FlatField(TimeMLP(4, hidden=(8,)), (1, 2, 2))
+        >>> net(torch.randn(3, 1, 2, 2), torch.rand(3)).shape
+        torch.Size([3, 1, 2, 2])
+    """
+
+    def __init__(self, net: nn.Module, event: Sequence[int]) -> None:
+        super().__init__()
+        self.net, self.event = net, tuple(int(s) for s in event)
+
+    def forward(self, x: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(x.reshape(x.shape[0], -1), t, context).reshape(x.shape)
+
+
+def time_mlp(
+    event: Sequence[int],
+    context: int = 0,
+    hidden: Sequence[int] = (128, 128, 128),
+    embedding: int = 32,
+    activation: str = "silu",
+    scale: float = 1000.0,
+) -> nn.Module:
+    r"""A :class:`TimeMLP` for events of shape ``event``, flattened by :class:`FlatField` when
+    they are not vectors."""
+    event = tuple(int(s) for s in event)
+    net = TimeMLP(math.prod(event), context, hidden, embedding, activation, scale)
+    return net if len(event) == 1 else FlatField(net, event)
+
+
+__all__ = ["FlatField", "SinusoidalEmbedding", "TimeMLP", "time_mlp"]
