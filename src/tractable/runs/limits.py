@@ -37,6 +37,8 @@ MAX_PARAMS_ENV = "TRACTABLE_MAX_PARAMS"
 MAX_MODULES_ENV = "TRACTABLE_MAX_MODULES"
 DEFAULT_MAX_PARAMS = 200_000_000
 DEFAULT_MAX_MODULES = 20_000
+MAX_ROWS_ENV = "TRACTABLE_MAX_ROWS"
+DEFAULT_MAX_ROWS = 10_000_000
 
 
 def _limit(env: str, default: int) -> int:
@@ -81,6 +83,17 @@ def _counting(max_elements: int, max_modules: int) -> Iterator[dict[str, int]]:
     finally:
         for h in handles:
             h.remove()
+
+
+def check_rows(n: int | None) -> None:
+    r"""Refuse, before any data is generated, a number of examples beyond ``TRACTABLE_MAX_ROWS``
+    (default 10 million)."""
+    limit = _limit(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
+    if isinstance(n, int) and not isinstance(n, bool) and n > limit:
+        raise ValueError(
+            f"n: {n} examples is more than the limit of {limit}; refusing to generate or load "
+            f"them (set {MAX_ROWS_ENV} to raise the limit)"
+        )
 
 
 def build_checked(config: dict[str, Any]) -> nn.Module:
@@ -145,4 +158,10 @@ def _refuse(seen: dict[str, int], max_elements: int, max_modules: int) -> None:
     ) from None
 
 
-__all__ = ["DEFAULT_MAX_MODULES", "DEFAULT_MAX_PARAMS", "build_checked"]
+__all__ = [
+    "DEFAULT_MAX_MODULES",
+    "DEFAULT_MAX_PARAMS",
+    "DEFAULT_MAX_ROWS",
+    "build_checked",
+    "check_rows",
+]

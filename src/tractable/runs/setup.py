@@ -26,6 +26,7 @@ from torch import Tensor
 from .. import data as tdata
 from ..data.images import IMAGES
 from ..registry import get_entry, model_config, model_shape
+from .limits import check_rows
 
 EVAL_SEED = 20_261_122  # the dequantization / binarization noise of evaluation passes
 
@@ -107,6 +108,7 @@ def load_dataset(
     flat vectors otherwise (``data_options={"image": True}`` gives a model of any input the
     image shape)."""
     entry = get_entry(model)
+    check_rows(n)
     opts = dict(data_options or {})
     if entry.input == "image" and data in IMAGES:
         opts.setdefault("image", True)

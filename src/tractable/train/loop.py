@@ -81,6 +81,7 @@ from .serialization import (
     MANIFEST,
     CheckpointError,
     atomic_write_json,
+    check_matches,
     forget_weights,
     read_json,
     write_weights,
@@ -304,6 +305,8 @@ def resume(
                 model, train, val, config, run_path, ctx, batch_transform=batch_transform,
                 val_loss_fn=val_loss_fn, log_extra=log_extra, progress=progress,
             )  # fmt: skip
+            for key, values in weights.items():
+                check_matches(model, values, f"{run_path}/checkpoints (step {step}, {key})")
             model.load_state_dict(weights["model"])
             load_optimizer_state(run.optimizers, state)
             run.schedule.load_state_dict(state["schedule"])
