@@ -26,7 +26,7 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 CSS = """
@@ -88,7 +88,7 @@ def _error(status: int, message: str) -> HTMLResponse:
         f"<div class=card><p class='err' id=error>{html.escape(message)}</p>"
         "<p><a href=/rate>Go to your next item</a> · <a href=/>first page</a></p></div>"
     )
-    return _page(body, status, "RefusedError")
+    return _page(body, status, "Refused")
 
 
 def _same_origin(request: Request) -> bool:
@@ -225,6 +225,7 @@ def make_app(db: str | Path) -> Starlette:
             Route("/img/{token}", img),
             Route("/app.css", asset(CSS, "text/css")),
             Route("/app.js", asset(JS, "text/javascript")),
+            Route("/favicon.ico", asset("", "image/x-icon")),
         ]
     )
 
