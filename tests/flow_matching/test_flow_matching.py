@@ -168,3 +168,32 @@ def test_bad_options_are_refused() -> None:
         build_flow_matching((2,), sigma_min=1.5)
     with pytest.raises(ValueError, match="divergence"):
         build_flow_matching((2,), divergence="trace")
+
+
+def test_unet_field_with_classifier_free_guidance() -> None:
+    from tractable.nn.unet import UNet
+
+    torch.manual_seed(6)
+    model = build_flow_matching(
+        (1, 8, 8), context=3, network="unet", width=4, drop=0.5, solver="rk4", steps=2
+    )
+    net = model.net
+    assert isinstance(net, UNet)
+    x, c = torch.randn(4, 1, 8, 8), torch.eye(3)[[0, 1, 2, 0]]
+    loss = model.loss((x, torch.tensor([0, 1, 2, 0])))
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.eval()
+    t = torch.rand(4)
+    conditional, unconditional = net(x, t, c), net(x, t, None)
+    net.guidance = 2.0
+    torch.testing.assert_close(net(x, t, c), 3.0 * conditional - 2.0 * unconditional)
+    assert model.eval().sample(2, c[:2]).shape == (2, 2, 1, 8, 8)
+    # in training, a dropped class is the zero context
+    net.train()
+    net.drop = 0.999999
+    torch.testing.assert_close(net(x, t, c), net(x, t, torch.zeros_like(c)))
+    with pytest.raises(ValueError, match="network"):
+        build_flow_matching((4,), network="unet")
+    with pytest.raises(ValueError, match="divisible"):
+        build_flow_matching((1, 7, 7), network="unet")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..nn.time import time_mlp
+from ..nn.unet import field_network
 from .model import DDPM
 
 
@@ -21,6 +21,8 @@ def build_ddpm(
     embedding: int = 32,
     activation: str = "silu",
     time_scale: float = 10.0,
+    network: str = "mlp",
+    width: int = 32,
     steps: int = 1000,
     schedule: str = "linear",
     variance: str = "posterior",
@@ -37,7 +39,8 @@ def build_ddpm(
     ode_steps: int | None = None,
 ) -> DDPM:
     r"""Build a :class:`DDPM` with a :func:`~tractable.nn.time.time_mlp` noise network for
-    events of ``shape`` (images flattened by the network).
+    events of ``shape`` (images flattened by the network), or for images with
+    ``network="unet"`` a :class:`~tractable.nn.unet.UNet` of ``width`` channels.
 
     ``time_scale`` is the time embedding's scale on :math:`s = t / T \in [0, 1]`: 10 rather
     than DDPM's 1000 (on integer steps), so that the network changes slowly between steps and
@@ -51,7 +54,9 @@ def build_ddpm(
     """
     event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
     return DDPM(
-        time_mlp(event, 0, hidden, embedding, activation, time_scale),
+        field_network(
+            event, 0, network, hidden, embedding, activation, time_scale, width, 0.0, 0.0
+        ),
         event,
         steps=steps,
         schedule=schedule,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..flows.defaults import LOGIT
-from ..nn.time import time_mlp
+from ..nn.unet import field_network
 from .model import FlowMatching
 
 
@@ -23,6 +23,10 @@ def build_flow_matching(
     embedding: int = 32,
     activation: str = "silu",
     time_scale: float = 10.0,
+    network: str = "mlp",
+    width: int = 32,
+    drop: float = 0.0,
+    guidance: float = 0.0,
     sigma_min: float = 0.0,
     coupling: str = "independent",
     solver: str = "dopri5",
@@ -31,9 +35,11 @@ def build_flow_matching(
     steps: int | None = None,
     divergence: str = "auto",
 ) -> FlowMatching:
-    r"""Build a :class:`FlowMatching` model with a :class:`~tractable.nn.time.TimeMLP`
-    velocity field for events of ``shape`` (images are flattened by the network and reshaped
-    back).
+    r"""Build a :class:`FlowMatching` model with a velocity field for events of ``shape``:
+    a :class:`~tractable.nn.time.TimeMLP` (``network="mlp"``; images are flattened by the
+    network and reshaped back) or, for images, a :class:`~tractable.nn.unet.UNet`
+    (``network="unet"``, ``width`` channels in the first level; with a context, class
+    dropout ``drop`` in training and classifier-free ``guidance`` in sampling).
 
     Args:
         hidden, embedding, activation: the network's (see :class:`~tractable.nn.time.TimeMLP`).
@@ -46,7 +52,9 @@ def build_flow_matching(
             ``"euler"``, ...).
     """
     event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
-    net = time_mlp(event, context, hidden, embedding, activation, time_scale)
+    net = field_network(
+        event, context, network, hidden, embedding, activation, time_scale, width, drop, guidance
+    )
     return FlowMatching(
         net,
         event,
