@@ -69,6 +69,16 @@ def chrome():  # noqa: ANN201
     return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
 
 
+def wait_item(driver) -> None:  # noqa: ANN001
+    r"""Wait until the page shows an item or the end of the session."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(
+        lambda d: d.find_elements(By.ID, "done") or d.find_elements(By.CSS_SELECTOR, "img.s")
+    )
+
+
 def rate_one(driver, use_keys: bool = False) -> tuple[str, str] | None:  # noqa: ANN001
     r"""Answer the shown item as the scripted rater; ``(task, choice)`` or ``None`` when done."""
     from selenium.webdriver.common.by import By
@@ -76,9 +86,7 @@ def rate_one(driver, use_keys: bool = False) -> tuple[str, str] | None:  # noqa:
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 10).until(
-        lambda d: d.find_elements(By.ID, "done") or d.find_elements(By.CSS_SELECTOR, "img.s")
-    )
+    wait_item(driver)
     if driver.find_elements(By.ID, "done"):
         return None
     images = driver.find_elements(By.CSS_SELECTOR, "img.s")

@@ -3,6 +3,7 @@ test images of their (shared) image dataset, as intensities in :math:`[0, 1]`.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,10 +30,11 @@ def pool_from_runs(
         raise ValueError("run_dirs: expected at least one run")
     runs = [Run.load(d) for d in run_dirs]
     first = runs[0]
-    if len(first.data_shape) != 3:
-        raise ValueError(
-            f"run_dirs: {str(first.dir)!r} is not an image run (shape {first.data_shape})"
-        )
+    shape = first.data_shape
+    side = math.isqrt(shape[0]) if len(shape) == 1 else 0
+    if len(shape) != 3 and side * side != (shape[0] if shape else -1):
+        raise ValueError(f"run_dirs: {str(first.dir)!r} is not an image run (shape {shape})")
+    as_images = (lambda x: x.reshape(len(x), 1, side, side)) if len(shape) == 1 else (lambda x: x)
     for run in runs[1:]:
         if run.data_name != first.data_name or run.data_shape != first.data_shape:
             raise ValueError(
@@ -41,11 +43,14 @@ def pool_from_runs(
             )
     with torch.no_grad():
         generated = {
-            name: run.preprocess.intensities(run.sample(n, seed=seed, per_class=False)).numpy()
+            name: as_images(
+                run.preprocess.intensities(run.sample(n, seed=seed, per_class=False))
+            ).numpy()
             for name, run in zip(labels(run_dirs), runs, strict=True)
         }
     test = first.dataset.test
     g = torch.Generator().manual_seed(seed)
-    real = first.preprocess.intensities(test[torch.randperm(len(test), generator=g)[:n]]).numpy()
+    real = first.preprocess.intensities(test[torch.randperm(len(test), generator=g)[:n]])
+    real = as_images(real).numpy()
     create_pool(db, {k: np.asarray(v) for k, v in generated.items()}, real, seed=seed, **plan)
     return list(generated)
