@@ -43,7 +43,12 @@ def read_run_config(path: Path) -> dict[str, Any]:
     naming what is missing otherwise)."""
     file = path / "config.json"
     if not file.is_file():
-        raise FileNotFoundError(f"run_dir: {str(path)!r} holds no run (no config.json)")
+        hint = (
+            f"; it was stopped before writing one: start it with 'tractable train --out {path}'"
+            if path.is_dir() and (path / ".lock").exists()
+            else ""
+        )
+        raise FileNotFoundError(f"run_dir: {str(path)!r} holds no run (no config.json){hint}")
     config = read_json(inside(file, path, "config.json"))
     if not isinstance(config, dict):
         raise ValueError(f"run_dir: {str(file)!r} is not a JSON object")

@@ -30,7 +30,7 @@ from ..evaluation.functions import MIXTURE_STD
 from ..metrics import mode_coverage
 from ..registry import get_entry
 from ..train import TrainConfig, fit, has_checkpoint, read_json, resume
-from ..train.bookkeeping import LogExtra
+from ..train.bookkeeping import LogExtra, named_os_errors
 from ..train.lock import run_lock
 from ..train.serialization import atomic_write_json
 from .limits import build_checked
@@ -217,7 +217,8 @@ def finish_run(
     metrics = json_ready(metrics)
     atomic_write_json(run_dir / "metrics.json", metrics)
     if plots:
-        metrics["plots"] = [str(p) for p in run.plot()]
+        with named_os_errors(run_dir):
+            metrics["plots"] = [str(p) for p in run.plot()]
     return metrics
 
 

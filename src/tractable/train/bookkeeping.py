@@ -12,13 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,9 @@ def log_step(run: TrainState, log: Any, bar: tqdm, lr: float, evaluated: bool) -
         k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in record.items()
     }
     if log is not None:
-        log.write(json.dumps(record, allow_nan=False) + "\n")
-        log.flush()
+        with named_os_errors(log.name):
+            log.write(json.dumps(record, allow_nan=False) + "\n")
+            log.flush()
     shown = {"loss": record["loss"]}
     if c.last_val is not None:
         shown["val"] = c.last_val
@@ -177,8 +179,9 @@ def checkpoint(run: TrainState, log: Any) -> None:
     if not run.ctx.is_main or run.run_dir is None:
         return
     if log is not None:
-        log.flush()
-        os.fsync(log.fileno())
+        with named_os_errors(log.name):
+            log.flush()
+            os.fsync(log.fileno())
     state = {
         "format": "tractable-trainer/1",
         "counters": dataclasses.asdict(run.counters),
@@ -193,6 +196,17 @@ def checkpoint(run: TrainState, log: Any) -> None:
     save_checkpoint(
         run.run_dir, run.counters.step, weights, state, keep=run.config.keep_checkpoints
     )
+
+
+@contextlib.contextmanager
+def named_os_errors(path: str | os.PathLike) -> Iterator[None]:
+    r"""Give an ``OSError`` raised without a file name (a buffered write, a flush) ``path``."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def check_finite_run(run: TrainState, what: str) -> None:

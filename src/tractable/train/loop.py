@@ -14,7 +14,17 @@ A run directory holds
 * ``best.safetensors``: the best-validation weights, rewritten at each improvement;
 * ``checkpoints/step-<step>.<k>/``: the latest exact-resume checkpoint(s)
   (see :mod:`tractable.train.checkpoint`);
-* ``model.safetensors`` and ``metrics.json``: the final weights and the summary, at the end.
+* ``model.safetensors`` and ``metrics.json``: the final weights and the summary, at the end;
+* ``MANIFEST.json``: the size and SHA-256 of ``model.safetensors`` and ``best.safetensors``,
+  checked whenever they are loaded;
+* ``.lock``: the file whose OS lock the one process writing the run holds
+  (:mod:`tractable.train.lock`).
+
+A run is never a dead end: a checkpoint of step 0 is written right after ``config.json``, so a
+run stopped at any moment can be resumed; a directory whose run stopped before that
+checkpoint may be started again, and a run that fails before its first step leaves nothing
+behind. SIGINT and SIGTERM stop after the current step with a checkpoint
+(:mod:`tractable.train.signals`).
 """
 
 from __future__ import annotations
@@ -217,6 +227,7 @@ RUN_FILES = ("config.json", "log.jsonl", "best.safetensors", "model.safetensors"
 
 def _claim(run_path: Path) -> None:
     r"""Refuse a directory that holds a run; clear one whose run never reached a checkpoint."""
+    remove_stale_temp_files(run_path)
     if has_checkpoint(run_path) or (run_path / "model.safetensors").exists():
         raise FileExistsError(
             f"run_dir: {str(run_path)!r} already holds a run; continue it with "
