@@ -89,8 +89,17 @@ def rate_one(driver, use_keys: bool = False) -> tuple[str, str] | None:  # noqa:
     wait_item(driver)
     if driver.find_elements(By.ID, "done"):
         return None
-    images = driver.find_elements(By.CSS_SELECTOR, "img.s")
-    means = [driver.execute_async_script(MEAN_JS, img) for img in images]
+    from selenium.common.exceptions import WebDriverException
+
+    for attempt in range(3):  # an image still loading or a page still settling: look again
+        try:
+            images = driver.find_elements(By.CSS_SELECTOR, "img.s")
+            means = [driver.execute_async_script(MEAN_JS, img) for img in images]
+            break
+        except WebDriverException:
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
     if len(means) == 1:
         task, choice = "turing", "real" if means[0] < 0.4 else "generated"
         key = "r" if choice == "real" else "g"
