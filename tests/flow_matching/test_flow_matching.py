@@ -197,3 +197,24 @@ def test_unet_field_with_classifier_free_guidance() -> None:
         build_flow_matching((4,), network="unet")
     with pytest.raises(ValueError, match="divisible"):
         build_flow_matching((1, 7, 7), network="unet")
+
+
+def test_weight_average_is_what_likelihoods_and_samples_use() -> None:
+    torch.manual_seed(7)
+    model = build_flow_matching((2,), hidden=(8,), solver="rk4", steps=4, ema=0.9)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(30):
+        opt.zero_grad()
+        model.loss(torch.randn(16, 2)).backward()
+        opt.step()
+    assert int(model.ema_steps) == 30
+    assert all(not p.requires_grad for p in model.ema.parameters())
+    pairs = zip(model.ema.parameters(), model.net.parameters(), strict=True)
+    assert any(not torch.equal(e, p) for e, p in pairs)
+    # the likelihood is that of the averaged field
+    plain = build_flow_matching((2,), hidden=(8,), solver="rk4", steps=4)
+    plain.net.load_state_dict(model.ema.state_dict())
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(model.eval().estimate(x).values, plain.eval().estimate(x).values)
+    with pytest.raises(ValueError, match="ema"):
+        build_flow_matching((2,), ema=1.0)

@@ -34,6 +34,7 @@ def build_flow_matching(
     rtol: float = 1e-5,
     steps: int | None = None,
     divergence: str = "auto",
+    ema: float = 0.0,
 ) -> FlowMatching:
     r"""Build a :class:`FlowMatching` model with a velocity field for events of ``shape``:
     a :class:`~tractable.nn.time.TimeMLP` (``network="mlp"``; images are flattened by the
@@ -47,7 +48,7 @@ def build_flow_matching(
             slowly with time and the ODE takes far fewer steps (on a randomly initialised
             3-feature field, dopri5 at tolerance 1e-9 took 176 evaluations at scale 10
             against 6824 at 1000; RK4 with 16 steps reached 4e-8 against 2e-5).
-        sigma_min, coupling, solver, atol, rtol, steps, divergence: as for
+        sigma_min, coupling, solver, atol, rtol, steps, divergence, ema: as for
             :class:`FlowMatching`; ``steps`` only with a fixed-step solver (``"rk4"``,
             ``"euler"``, ...).
     """
@@ -66,6 +67,7 @@ def build_flow_matching(
         rtol=rtol,
         steps=steps,
         divergence=divergence,
+        ema=ema,
     )
 
 
