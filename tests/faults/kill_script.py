@@ -31,7 +31,7 @@ SETTINGS = dict(
     options={"hidden": [8], "transforms": 2}, progress=False, plots=False,
     train_options={"eval_every": 5, "checkpoint_every": 7, "log_every": 3},
 )  # fmt: skip
-ser._CHUNK = 512  # several chunks per file, so kills land inside writes too
+ser._CHUNK = 4096  # several chunks per large file, so kills land inside writes too
 
 events = {"n": 0, "at": None, "how": "kill", "last": "", "record": None}
 

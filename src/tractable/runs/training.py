@@ -163,6 +163,8 @@ def continue_run(
     r"""Resume the run in ``run_dir`` exactly where its last checkpoint left it, up to ``steps``
     steps in total (default: the run's own total)."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run_dir: {str(run_dir)!r} holds no run (no such directory)")
     with run_lock(run_dir, create=False) if is_main_process() else contextlib.nullcontext():
         config = read_run_config(run_dir)
         if not isinstance(config.get("train"), dict):
