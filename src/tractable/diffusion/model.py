@@ -55,7 +55,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_context, check_event, check_positive_int
+from ..checks import NonFiniteError, check_context, check_event, check_positive_int
 from ..continuous import CNF
 from ..estimators import Estimate, log_mean_exp
 from ..protocol import check_method
@@ -283,7 +283,14 @@ class DDPM(nn.Module):
         y0 = self._y(x)
         t = torch.randint(1, self.steps + 1, (y0.shape[0],), device=y0.device)
         eps = torch.randn_like(y0)
-        return (self.eps(self.q_sample(y0, t, eps), t, c) - eps).pow(2).mean()
+        loss = (self.eps(self.q_sample(y0, t, eps), t, c) - eps).pow(2).mean()
+        if bool(torch.isnan(loss)):
+            # the network overflowed on these inputs: the trainer's guard counts this a
+            # non-finite step; a direct caller learns which argument did it
+            raise NonFiniteError(
+                "x: the loss is NaN (values far outside the data's range overflow the network)"
+            )
+        return loss
 
     def _decoder_log_prob(self, y0: Tensor, y1: Tensor, c: Tensor | None) -> Tensor:
         one = torch.ones(y0.shape[0], dtype=torch.long, device=y0.device)
@@ -371,22 +378,38 @@ class DDPM(nn.Module):
         self.eval()
         try:
             with torch.no_grad():
-                y0 = self._y(x)
-                if method == "exact":
-                    return self._ode_estimate(y0, c, k)
-                draws = k or (1 if method == "elbo" else 8)
-                yk = y0.repeat_interleave(draws, 0)
-                ck = None if c is None else c.repeat_interleave(draws, 0)
-                if method == "elbo":
-                    values = -self.vlb_terms(yk, ck).sum(1).reshape(n, draws)
-                    se = values.std(1) / math.sqrt(draws) if draws > 1 else None
-                    values = values.mean(1) + self._log_det()
-                    return Estimate.from_values("elbo", "bound", values, draws, se)
-                log_w = self.iwae_log_weights(yk, ck).reshape(n, draws)
-                values = log_mean_exp(log_w, dim=1) + self._log_det()
-                return Estimate.from_values("iwae", "bound", values, draws)
+                est = self._estimate(x, c, method, k, n)
+        except (RuntimeError, ValueError) as err:  # an ODE solve or a field that overflows
+            raise ValueError(
+                f"x: the {method} log-likelihood could not be computed for these rows ({err}); "
+                "are they in the range of the data the model was trained on?"
+            ) from err
         finally:
             self.train(was_training)
+        if bool(torch.isnan(est.values).any()):
+            raise ValueError(
+                f"x: the {method} log-likelihood is NaN for {int(torch.isnan(est.values).sum())} "
+                "rows (values far outside the data's range overflow the model)"
+            )
+        return est
+
+    def _estimate(
+        self, x: Tensor, c: Tensor | None, method: str, k: int | None, n: int
+    ) -> Estimate:
+        y0 = self._y(x)
+        if method == "exact":
+            return self._ode_estimate(y0, c, k)
+        draws = k or (1 if method == "elbo" else 8)
+        yk = y0.repeat_interleave(draws, 0)
+        ck = None if c is None else c.repeat_interleave(draws, 0)
+        if method == "elbo":
+            values = -self.vlb_terms(yk, ck).sum(1).reshape(n, draws)
+            se = values.std(1) / math.sqrt(draws) if draws > 1 else None
+            values = values.mean(1) + self._log_det()
+            return Estimate.from_values("elbo", "bound", values, draws, se)
+        log_w = self.iwae_log_weights(yk, ck).reshape(n, draws)
+        values = log_mean_exp(log_w, dim=1) + self._log_det()
+        return Estimate.from_values("iwae", "bound", values, draws)
 
     def _ode_estimate(self, y0: Tensor, c: Tensor | None, k: int | None) -> Estimate:
         d = math.prod(self.event_shape)
@@ -437,7 +460,13 @@ class DDPM(nn.Module):
                 elif self.sampler == "ddim":
                     y = self.ddim(z, c, self.sample_steps, self.eta, temperature)
                 else:
-                    y = self.cnf.inverse(z, c)[0]
+                    try:
+                        y = self.cnf.inverse(z, c)[0]
+                    except RuntimeError as err:  # an ODE solve that fails on huge draws
+                        raise ValueError(
+                            f"temperature: sampling at temperature {temperature:g} failed "
+                            f"({err}); use a temperature nearer 1"
+                        ) from err
         finally:
             self.train(was_training)
         x = (y - self.shift) / self.scale
