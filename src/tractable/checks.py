@@ -149,6 +149,23 @@ def check_context(
     return context
 
 
+def split_batch(batch: object, context: int) -> tuple[object, object]:
+    r"""``(x, c)`` of a training batch ``x`` or ``(x, c)``: ``c`` is ``None`` for a model
+    without context (``context == 0``); integer class labels ``(N,)`` become one-hot rows
+    ``(N, context)``. The caller checks both (``check_event``, ``check_context``)."""
+    if isinstance(batch, Tensor):
+        x, c = batch, None
+    elif isinstance(batch, tuple | list) and batch:
+        x, c = batch[0], (batch[1] if len(batch) > 1 else None)
+    else:
+        raise TypeError(f"batch: expected a tensor x or a tuple (x, context), got {batch!r}")
+    if not context:
+        return x, None
+    if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
+        c = torch.nn.functional.one_hot(c.long(), context)
+    return x, c
+
+
 def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     r"""Return ``value`` as an int after checking it is an integer ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..checks import NonFiniteError, check_context, check_event, check_positive_int
+from ..checks import NonFiniteError, check_context, check_event, check_positive_int, split_batch
 from ..continuous import CNF
 from ..estimators import Estimate, log_mean_exp
 from ..protocol import check_method
@@ -261,15 +261,10 @@ class DDPM(nn.Module):
         return check_event(x, "x", self.event_shape, like=self._anchor, allow_empty=allow_empty)
 
     def _unpack(self, batch: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
-        if isinstance(batch, Tensor):
-            x, c = batch, None
-        else:
-            x, c = batch[0], (batch[1] if len(batch) > 1 else None)
+        x, c = split_batch(batch, self.context_features)
         x = self._x(x)
         if not self.context_features:
             return x, None
-        if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
-            c = nn.functional.one_hot(c.long(), self.context_features)
         return x, check_context(c, self.context_features, x.shape[0], like=self._anchor)
 
     def _y(self, x: Tensor) -> Tensor:

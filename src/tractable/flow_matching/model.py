@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_positive_int
+from ..checks import check_positive_int, split_batch
 from ..continuous import CNF
 from ..estimators import Estimate
 from ..flows.base import Flow
@@ -138,15 +138,10 @@ class FlowMatching(Flow):
 
     # -- training -------------------------------------------------------------------------------
     def _unpack(self, batch: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
-        if isinstance(batch, Tensor):
-            x, c = batch, None
-        else:
-            x, c = batch[0], (batch[1] if len(batch) > 1 else None)
+        x, c = split_batch(batch, self.context_features)
         x = self._x(x)
         if not self.context_features:
             return x, None
-        if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
-            c = nn.functional.one_hot(c.long(), self.context_features)
         return x, self._c(c, x.shape[0])
 
     def path(self, x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_context, check_event, check_positive_int
+from ..checks import check_context, check_event, check_positive_int, split_batch
 from ..estimators import Estimate
 from ..protocol import check_method
 from .losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
@@ -173,17 +173,12 @@ class GAN(nn.Module):
         )
 
     def _unpack(self, batch: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
-        if isinstance(batch, Tensor):
-            x, c = batch, None
-        else:
-            x, c = batch[0], (batch[1] if len(batch) > 1 else None)
+        x, c = split_batch(batch, self.context_features)
         # cast to the networks' dtype and device (float32 data for a float64 model, integers)
         like = next(self.generator.parameters(), None)
         x = check_event(x, "x", self.event_shape, like=like)
-        if self.context_features == 0:
+        if not self.context_features:
             return x, None
-        if isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point():
-            c = nn.functional.one_hot(c.long(), self.context_features).to(x.dtype)
         return x, check_context(c, self.context_features, x.shape[0], like=like)
 
     def _fake(self, n: int, c: Tensor | None, like: Tensor) -> Tensor:
