@@ -3,6 +3,7 @@ discriminator of the minimax game and its value 2 JS - log 4, and the update pla
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -200,6 +201,8 @@ def test_a_gan_run_is_evaluated_by_its_samples(tmp_path: Path) -> None:
         plots=False,
     )  # fmt: skip
     assert m["likelihood"] == "none" and "test_nll" not in m
+    last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["lr_discriminator"] == pytest.approx(2e-4) and last["lr_generator"] == 2e-4
     run = Run.load(tmp_path / "run")
     with pytest.raises(ValueError, match="a GAN has no likelihood; compare it with sample"):
         run.estimate("test")

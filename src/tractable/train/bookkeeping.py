@@ -110,7 +110,14 @@ def validate(run: TrainState) -> None:
         c.stop_reason = "early_stopping"
 
 
-def log_step(run: TrainState, log: Any, bar: tqdm, lr: float, evaluated: bool) -> None:
+def log_step(
+    run: TrainState,
+    log: Any,
+    bar: tqdm,
+    lr: float,
+    evaluated: bool,
+    part_rates: dict[str, float] | None = None,
+) -> None:
     c = run.counters
     record: dict[str, Any] = {
         "step": c.step,
@@ -121,6 +128,8 @@ def log_step(run: TrainState, log: Any, bar: tqdm, lr: float, evaluated: bool) -
         "seconds": round(c.seconds, 3),
         "nonfinite_steps": c.nonfinite_total,
     }
+    if part_rates:  # a model with several optimisers: each part's own rate (train.updates)
+        record.update({f"lr_{name}": rate for name, rate in part_rates.items()})
     c.loss_sum, c.loss_count = 0.0, 0
     c.last_loss = record["loss"]
     if evaluated:

@@ -487,7 +487,7 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
                 validate(run)
             c.seconds = seconds_before + time.perf_counter() - started
             if evaluated or c.step % cfg.log_every == 0 or c.step == cfg.steps:
-                log_step(run, log, bar, lr, evaluated)
+                log_step(run, log, bar, lr, evaluated, rates if multi else None)
             bar.update(1)
             if (
                 run.run_dir is not None
