@@ -6,6 +6,7 @@ float64 and returns a float or a small frozen dataclass.
 
 from .anomaly import auprc, auroc
 from .divergences import GridDivergences, grid_divergences, wasserstein
+from .diversity import pluralistic_diversity
 from .duplicates import BirthdayResult, birthday, plot_birthday_pairs
 from .frechet import feature_statistics, fid, fid_from_stats
 from .inception import ISResult, inception_score
@@ -39,6 +40,7 @@ __all__ = [
     "mmd2_unbiased",
     "mode_coverage",
     "pca_comparison",
+    "pluralistic_diversity",
     "plot_birthday_pairs",
     "plot_pca_comparison",
     "prdc",
