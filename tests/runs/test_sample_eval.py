@@ -216,3 +216,17 @@ def test_cli(toy_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> N
     # the NLL evaluation still works as before
     assert main(["eval", run, "--json"]) == 0
     assert np.isfinite(json.loads(capsys.readouterr().out)["test_nll"])
+
+
+def test_memorisation_tells_a_copier_from_a_generaliser(toy_runs: dict[str, Path]) -> None:
+    run = Run.load(toy_runs["moons"])
+    ds = run.dataset
+    # samples that are training examples: every one is nearer than any held-out example
+    copier = evaluation.Comparison(ds.train[:300].clone(), ds, "test", 0)
+    assert fn.memorisation(copier)["fraction_closer"] == 1.0
+    # held-out data themselves: about the quantile (1%) by construction, within sampling noise
+    fresh = evaluation.Comparison(ds.val.clone(), ds, "test", 0)
+    assert fn.memorisation(fresh)["fraction_closer"] < 0.05
+    result = evaluate(toy_runs["moons"], "memorisation", n=300, write=False)
+    assert 0.0 <= result["memorisation"]["fraction_closer"] <= 1.0
+    assert result["samples_per_second"] > 0

@@ -283,6 +283,35 @@ def wasserstein(e: Comparison) -> dict[str, Any] | str:
     }
 
 
+def _nearest(points: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    ref = torch.as_tensor(reference)
+    out = [
+        torch.cdist(torch.as_tensor(block), ref).min(dim=1).values
+        for block in np.array_split(points, max(1, points.shape[0] // chunk))
+    ]
+    return torch.cat(out).numpy()
+
+
+def memorisation(e: Comparison, quantile: float = 0.01) -> dict[str, Any]:
+    r"""Copies of the training data: each sample's distance to its nearest training example
+    (raw values, pixels for images) against the same distance for held-out examples of the
+    reference split. ``fraction_closer`` is the fraction of samples nearer to a training
+    example than the ``quantile`` (1%) of held-out examples are: about ``quantile`` for a
+    model that generalises as the data do, far more for one that reproduces its training set
+    (a nearest-neighbour test in the spirit of Theis et al. 2016 and Webster et al. 2019)."""
+    train = e.pixels(e.ds.train)
+    held = _nearest(e.pixels(e.ref), train)
+    samples = _nearest(e.pixels(e.samples), train)
+    threshold = float(np.quantile(held, quantile))
+    return {
+        "fraction_closer": float((samples < threshold).mean()),
+        "quantile": quantile,
+        "threshold": threshold,
+        "median_sample_distance": float(np.median(samples)),
+        "median_heldout_distance": float(np.median(held)),
+    }
+
+
 FUNCTIONS = {
     "fid": fid,
     "kid": kid,
@@ -293,4 +322,5 @@ FUNCTIONS = {
     "pca": pca,
     "kl": kl,
     "wasserstein": wasserstein,
+    "memorisation": memorisation,
 }

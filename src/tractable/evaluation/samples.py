@@ -40,7 +40,9 @@ from .state import EXTRACTORS, Comparison
 
 __all__ = ["EXTRACTORS", "METRICS", "evaluate_samples", "parse_metrics", "summary_lines"]
 
-METRICS = ("fid", "kid", "prd", "is", "modes", "birthday", "pca", "kl", "wasserstein")
+METRICS = (
+    "fid", "kid", "prd", "is", "modes", "birthday", "pca", "kl", "wasserstein", "memorisation"
+)  # fmt: skip
 
 
 def parse_metrics(text: str | Sequence[str]) -> list[str]:
@@ -186,6 +188,15 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"KL(data || model) {k['kl_data_model']:.4f}, KL(model || data) "
             f"{k['kl_model_data']:.4f}, JS {k['js']:.4f} nats (target: {k['target']})"
         )
+    if "memorisation" in r:
+        m = r["memorisation"]
+        lines.append(
+            f"memorisation: {m['fraction_closer']:.4f} of samples nearer to a training example "
+            f"than the {m['quantile']:g}-quantile of held-out data (median distance "
+            f"{m['median_sample_distance']:.4g} vs {m['median_heldout_distance']:.4g})"
+        )
+    if "samples_per_second" in r:
+        lines.append(f"sampling: {r['samples_per_second']:.4g} samples/s")
     if "wasserstein" in r:
         w = r["wasserstein"]
         lines.append(f"W1: {w['w1']:.4f} (floor {w['floor']:.4f})")

@@ -3,6 +3,7 @@ r"""Sample-based metrics of a run: draw its samples, compare them with held-out 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,9 @@ def evaluate_run(
     ds = run.dataset
     if n is None:
         n = min(max(ds.split(split).shape[0], 1000), 10_000)
+    started = time.perf_counter()
     samples = run.sample(n, seed=seed, per_class=False)
+    seconds = time.perf_counter() - started
     log_likelihood = None
     if run.likelihood != "none":
 
@@ -61,6 +64,7 @@ def evaluate_run(
         out_dir=run.dir if write else None,
         log_likelihood=log_likelihood,
     )
+    result["samples_per_second"] = n / seconds if seconds > 0 else None
     if write:
         merged = dict(run.metrics().get("sample_metrics", {}))
         merged.update(result)
