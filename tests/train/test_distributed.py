@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -58,12 +57,6 @@ with open(os.path.join(out_dir, f"summary-{{rank}}.json"), "w") as f:
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_single_process_context_without_torchrun(monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert setup_distributed() == DistContext()
@@ -78,8 +71,9 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     out_dir.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        # --standalone: torchrun binds its own free port at once, so a test server that picks
+        # a port at the same moment (the human-eval tests, in the other worker) cannot take it
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(script), str(run_dir), str(out_dir),
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
