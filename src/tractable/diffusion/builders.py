@@ -25,7 +25,7 @@ def build_ddpm(
     width: int = 32,
     steps: int = 1000,
     schedule: str = "linear",
-    variance: str = "posterior",
+    variance: str = "beta",
     decoder: str = "gaussian",
     levels: int | None = None,
     scale: float = 1.0,
