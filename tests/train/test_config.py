@@ -71,3 +71,9 @@ def test_config_is_frozen() -> None:
     cfg = TrainConfig()
     with pytest.raises(AttributeError):
         cfg.steps = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "10"])
+def test_max_seconds_must_be_positive(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="max_seconds"):
+        TrainConfig(max_seconds=bad)

@@ -355,3 +355,29 @@ def test_without_a_terminal_progress_is_one_line_per_evaluation(
     assert lines[-1].endswith("about 0 s left")
     fit(Toy(), gaussian_data(), gaussian_data(40, seed=2), CFG, None, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_max_seconds_stops_at_the_time_budget_after_a_last_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that advances one second per reading: the budget is reached after a known
+    # number of steps, whatever the machine's speed.
+    import tractable.train.loop as loop_module
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(loop_module.time, "perf_counter", lambda: float(next(ticks)))
+    train, val = gaussian_data(64, shift=3.0), gaussian_data(64, seed=4, shift=0.6)
+    cfg = TrainConfig(steps=400, batch_size=16, lr=0.05, eval_every=50, max_seconds=7.0)
+    out = fit(Toy(data_init=False), train, val, cfg, tmp_path / "run", progress=False)
+    assert out["stop_reason"] == "time_limit"
+    assert 1 <= out["steps"] < 50  # stopped long before the first scheduled validation
+    evals = [r for r in _log(tmp_path / "run") if "val_loss" in r]
+    assert [r["step"] for r in evals] == [out["steps"]]  # the last validation at the stop
+    assert out["final_val_loss"] == evals[-1]["val_loss"]
+
+
+def test_without_max_seconds_the_run_completes() -> None:
+    train, val = gaussian_data(64, shift=3.0), gaussian_data(64, seed=4, shift=0.6)
+    cfg = TrainConfig(steps=12, batch_size=16, lr=0.05, eval_every=4)
+    out = fit(Toy(data_init=False), train, val, cfg, progress=False)
+    assert out["stop_reason"] == "completed" and out["steps"] == 12

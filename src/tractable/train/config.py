@@ -109,6 +109,10 @@ class TrainConfig:
             a newer one is written and verified).
         log_every: append a line to ``log.jsonl`` every this many steps (and at every
             evaluation).
+        max_seconds: stop once this much training time (across resumes; validation
+            included) has passed, with ``stop_reason`` ``"time_limit"``, after a last
+            validation. For comparisons at equal wall time; the schedule still spans
+            ``steps``. ``None``: no limit.
 
     Example:
         >>> cfg = TrainConfig(steps=100, batch_size=32, schedule="cosine", warmup=10)
@@ -143,6 +147,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     keep_checkpoints: int = 1
     log_every: int = 10
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         _int(self.steps, "steps", 1)
@@ -184,6 +189,7 @@ class TrainConfig:
         _int(self.checkpoint_every, "checkpoint_every", 1, allow_none=True)
         _int(self.keep_checkpoints, "keep_checkpoints", 1)
         _int(self.log_every, "log_every", 1)
+        _float(self.max_seconds, "max_seconds", 0.0, low_open=True, allow_none=True)
 
     @property
     def val_batch_size(self) -> int:

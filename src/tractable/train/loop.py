@@ -392,6 +392,17 @@ def _start(
     )
 
 
+def out_of_time(cfg: TrainConfig, seconds: float, ctx: Any) -> bool:
+    r"""Whether the run has used its ``max_seconds``; every process of a distributed run
+    takes the same decision (any rank out of time stops them all)."""
+    if cfg.max_seconds is None:
+        return False
+    over = float(seconds >= cfg.max_seconds)
+    if ctx.enabled:
+        over = float(all_reduce_sum(torch.tensor([over], dtype=torch.float64), ctx))
+    return over > 0
+
+
 def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
     cfg, ctx, c, model = run.config, run.ctx, run.counters, run.model
     device = next(model.parameters()).device
@@ -486,6 +497,11 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
             if evaluated:
                 validate(run)
             c.seconds = seconds_before + time.perf_counter() - started
+            if out_of_time(cfg, c.seconds, ctx) and c.stop_reason is None:
+                c.stop_reason = "time_limit"
+                if run.val is not None and not evaluated:
+                    validate(run)
+                    evaluated = True
             if evaluated or c.step % cfg.log_every == 0 or c.step == cfg.steps:
                 log_step(run, log, bar, lr, evaluated, rates if multi else None)
             bar.update(1)
