@@ -9,7 +9,9 @@ distance ``threshold``, and :func:`plot_birthday_pairs` draws them.
 For a uniform distribution over :math:`S` items, the expected number of duplicate pairs among
 :math:`N` draws is :math:`\binom{N}{2} / S`, which gives the collision estimate
 :math:`\hat S = \binom{N}{2} / n_\text{dup}`. For a non-uniform distribution it estimates
-:math:`1 / \sum_i p_i^2 \le S`, an "effective" support size.
+:math:`1 / \sum_i p_i^2 \le S`, an "effective" support size. :func:`birthday_support` follows the
+paper's own reading instead: the smallest batch size :math:`s` whose batches hold a duplicate
+with probability at least 1/2, squared.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .inputs import ArrayLike, as_matrix, check_float, check_int
+from .inputs import ArrayLike, as_matrix, check_float, check_int, check_seed
 
-__all__ = ["BirthdayResult", "birthday", "plot_birthday_pairs"]
+__all__ = [
+    "BirthdayResult",
+    "BirthdaySupport",
+    "birthday",
+    "birthday_support",
+    "plot_birthday_pairs",
+]
 
 # Squared distances from the matrix-product form of cdist are trusted only when they differ from
 # the threshold by more than this fraction of |x_i|^2 + |x_j|^2; closer calls are recomputed.
@@ -129,6 +137,123 @@ def birthday(
         n_samples=n,
         support_estimate=n_pairs / n_dup if n_dup else None,
     )
+
+
+@dataclass(frozen=True)
+class BirthdaySupport:
+    r"""The birthday-paradox estimate of a support size (:func:`birthday_support`).
+
+    Attributes:
+        estimate: :math:`s_{1/2}^2`, or :math:`N^2` when ``lower_bound``.
+        batch_size: :math:`s_{1/2}`, the smallest batch size whose estimated duplicate
+            probability is at least 1/2, or ``None`` when no batch of the pool reaches it.
+        lower_bound: ``True`` when fewer than half the orderings hold a duplicate at all: the
+            support is larger than the pool can tell, ``estimate`` is only a lower bound.
+        duplicate_rate: the estimated duplicate probability at ``batch_size`` (or of the
+            whole pool when ``lower_bound``).
+        draws: the number of random orderings :math:`R`.
+        n_samples: the pool size :math:`N`.
+        threshold: pairs at distance ``<= threshold`` are duplicates.
+    """
+
+    estimate: float
+    batch_size: int | None
+    lower_bound: bool
+    duplicate_rate: float
+    draws: int
+    n_samples: int
+    threshold: float
+
+
+def birthday_support(
+    samples: ArrayLike,
+    threshold: float | None = None,
+    draws: int = 200,
+    seed: int | None = 0,
+    chunk_size: int = 1024,
+) -> BirthdaySupport:
+    r"""The support size of the distribution behind ``samples`` ``(N, ...)`` by the birthday
+    paradox (Arora and Zhang 2017, "Do GANs learn the distribution? Some theory and
+    empirics"): if batches of :math:`s` samples hold a duplicate with probability at least 1/2,
+    the support has about :math:`s^2` elements.
+
+    The duplicate probability of a batch of :math:`s` is estimated from :math:`R` = ``draws``
+    random orderings of the pool: with :math:`T_r` the length of the shortest prefix of
+    ordering :math:`r` that holds a pair at distance ``<= threshold`` (the first collision),
+
+    .. math::
+        \hat P(s) = rac{1}{R} \#\{r : T_r \le s\}, \qquad
+        s_{1/2} = \min\{s : \hat P(s) \ge 1/2\}, \qquad \hat S = s_{1/2}^2,
+
+    every prefix of length :math:`s` being a batch of :math:`s` drawn without replacement from
+    the pool. For a uniform distribution over :math:`S` items,
+    :math:`P(s) pprox 1 - e^{-s(s-1)/2S}`, so :math:`s_{1/2}^2 pprox 2 \ln 2 \, S
+    pprox 1.39 S`: the estimate has the right order, not a precise value. The pool should
+    hold several times :math:`s_{1/2}` samples; when fewer than half the orderings of the
+    whole pool hold a duplicate, :math:`N^2` is returned as a lower bound.
+
+    Distances are Euclidean on flattened rows, with the round-off care of :func:`birthday`.
+
+    Args:
+        samples: the pool, at least 2 rows.
+        threshold: the duplicate distance (``None``: 0, exact duplicates only).
+        draws: the number of random orderings :math:`R`.
+        seed: seeds the orderings.
+
+    Example:
+        >>> import numpy as np
+        >>> atoms = np.random.default_rng(0).normal(size=(1000, 4))  # a support of 1,000
+        >>> x = atoms[np.random.default_rng(1).integers(0, 1000, size=3000)]
+        >>> out = birthday_support(x)
+        >>> out.batch_size, 500 < out.estimate < 2000
+        (38, True)
+    """
+    x = as_matrix(samples, "samples", min_rows=2, flatten=True)
+    threshold = 0.0 if threshold is None else check_float(threshold, "threshold", positive=False)
+    if threshold < 0:
+        raise ValueError(f"threshold: expected a float >= 0 or None, got {threshold}")
+    draws = check_int(draws, "draws")
+    chunk_size = check_int(chunk_size, "chunk_size")
+    seed = check_seed(seed)
+    n = x.shape[0]
+    x = x - x.mean(axis=0)
+    xt = torch.from_numpy(x)
+    norms = (xt**2).sum(dim=1)
+    thr2 = threshold**2
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    # pos[r, i]: the place of sample i in ordering r (a random permutation of 0..N-1)
+    pos = torch.argsort(torch.rand(draws, n, generator=g, dtype=torch.float64), dim=1)
+    pos = torch.argsort(pos, dim=1)
+    first = torch.full((draws,), n + 1, dtype=torch.long)  # N + 1: no collision in the pool
+    columns = torch.arange(n)
+    for start in range(0, n - 1, chunk_size):
+        rows = torch.arange(start, min(start + chunk_size, n))
+        upper = columns[None, :] > rows[:, None]
+        d2 = torch.cdist(xt[rows], xt) ** 2  # (c, N)
+        tol = _ROUNDOFF * (norms[rows][:, None] + norms[None, :])
+        close = upper & ((d2 - thr2).abs() <= tol)
+        dup = upper & ~close & (d2 <= thr2)
+        ci, cj = torch.nonzero(close, as_tuple=True)
+        if ci.numel():
+            exact = ((xt[rows[ci]] - xt[cj]) ** 2).sum(dim=1) <= thr2
+            dup[ci[exact], cj[exact]] = True
+        di, dj = torch.nonzero(dup, as_tuple=True)
+        for block in range(0, di.numel(), 1 << 14):
+            i, j = rows[di[block : block + (1 << 14)]], dj[block : block + (1 << 14)]
+            # a pair is in the prefix of length max(pos_i, pos_j) + 1 and every longer one
+            t = torch.maximum(pos[:, i], pos[:, j]).min(dim=1).values + 1  # (R,)
+            first = torch.minimum(first, t)
+    ordered = torch.sort(first).values
+    median = int(ordered[(draws + 1) // 2 - 1])  # the smallest s with #{T_r <= s} >= R / 2
+    if median > n:
+        rate = float((first <= n).double().mean())
+        return BirthdaySupport(float(n) ** 2, None, True, rate, draws, n, threshold)
+    rate = float((first <= median).double().mean())
+    return BirthdaySupport(float(median) ** 2, median, False, rate, draws, n, threshold)
 
 
 def _to_image(row: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
