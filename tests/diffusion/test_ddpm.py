@@ -155,6 +155,29 @@ def test_bound_is_below_the_log_likelihood_and_tightens_with_steps() -> None:
     assert float((truth - post.values).mean()) > 0.5
 
 
+def test_stratified_bound_is_an_unbiased_estimate_of_the_full_sum() -> None:
+    torch.manual_seed(5)
+    x = data(400)
+    full = oracle(steps=200).estimate(x, method="elbo", k=16).values
+    strat_model = oracle(steps=200, bound_terms=7)  # 199 steps in strata of 28-29
+    strat = strat_model.estimate(x, method="elbo", k=16).values
+    d = full - strat  # paired per example
+    se = float(d.std()) / math.sqrt(d.numel())
+    assert abs(float(d.mean())) < 3 * se, (float(d.mean()), se)
+    assert float(d.std()) > 0  # the steps really are sampled
+    # each row draws its own steps: two rows of the same x differ
+    y = strat_model._y(x[:1].repeat(64, 1))
+    assert float(strat_model.vlb(y, None).std()) > 0
+    # m >= T - 1 is the full sum itself
+    torch.manual_seed(0)
+    a = oracle(steps=20, bound_terms=19).vlb(strat_model._y(x[:5]), None)
+    torch.manual_seed(0)
+    b = oracle(steps=20).vlb_terms(strat_model._y(x[:5]), None).sum(1)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="bound_terms"):
+        oracle(steps=20, bound_terms=0)
+
+
 def test_iwae_lies_between_the_elbo_and_the_log_likelihood() -> None:
     torch.manual_seed(3)
     model = oracle(steps=2)  # the bound's gap is largest here (0.19 nats)

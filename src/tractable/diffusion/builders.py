@@ -37,6 +37,7 @@ def build_ddpm(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     ode_steps: int | None = None,
+    bound_terms: int | None = None,
 ) -> DDPM:
     r"""Build a :class:`DDPM` with a :func:`~tractable.nn.time.time_mlp` noise network for
     events of ``shape`` (images flattened by the network), or for images with
@@ -76,6 +77,7 @@ def build_ddpm(
         atol=atol,
         rtol=rtol,
         ode_steps=ode_steps,
+        bound_terms=bound_terms,
     )
 
 
