@@ -278,7 +278,7 @@ def _record(run: Any, update: dict[str, Any]) -> None:
 
 
 def _eval_samples(args: argparse.Namespace) -> int:
-    from .evaluation import parse_metrics, summary_lines
+    from .evaluation import evaluate_per_class, parse_metrics, summary_lines
     from .runs import Run, evaluate_run
 
     names = parse_metrics(args.metrics)
@@ -294,16 +294,27 @@ def _eval_samples(args: argparse.Namespace) -> int:
         warnings.warn(
             f"{run.dir} is not writable: the sample metrics are only printed", stacklevel=1
         )
-    result = evaluate_run(
-        run,
-        names,
-        n=args.n,
-        split=args.split,
-        extractor=args.extractor or "auto",
-        seed=args.seed,
-        features_root=args.features_dir,
-        write=writable,
-    )
+    options = {"split": args.split, "extractor": args.extractor or "auto", "seed": args.seed,
+               "features_root": args.features_dir}  # fmt: skip
+    per_class = "pluralistic" in names and run.conditional
+    if names == ["pluralistic"] and not per_class:
+        raise ValueError(
+            f"--metrics: pluralistic diversity is defined for class-conditional runs (samples "
+            f"per class); {run.dir} is unconditional"
+        )
+    rest = [m for m in names if not (per_class and m == "pluralistic")]
+    result = evaluate_run(run, rest, n=args.n, write=writable, **options) if rest else {}
+    if per_class:
+        plural = evaluate_per_class(
+            lambda m: run.sample(m, seed=args.seed), run.classes, run.dataset, **options
+        )
+        value = plural.pop("pluralistic", None)
+        result = {**plural, **result, "notes": result.get("notes", []) + plural["notes"]}
+        if value is not None:
+            result["pluralistic"] = value
+            if writable:
+                stored = dict(run.metrics().get("sample_metrics", {}))
+                _record(run, {"sample_metrics": {**stored, "pluralistic": value}})
     _print(result, args.json, summary_lines(result))
     return 0
 
@@ -536,7 +547,8 @@ def parser() -> argparse.ArgumentParser:
         "--metrics",
         metavar="LIST",
         help="sample metrics instead of the NLL: comma-separated fid,kid,prd,is,modes,birthday,"
-        "pca,kl,wasserstein or all (stored under 'sample_metrics' in metrics.json)",
+        "pca,kl,wasserstein,memorisation,pluralistic (class-conditional runs) or all (stored "
+        "under 'sample_metrics' in metrics.json)",
     )
     e.add_argument("--n", type=int, help="samples to draw for --metrics")
     e.add_argument(

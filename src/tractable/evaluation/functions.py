@@ -140,6 +140,22 @@ def inception_score(e: Comparison) -> dict[str, Any] | str:
     return {"mean": out.mean, "std": out.std, "splits": splits, "data": data.mean}
 
 
+def kl_uniform(fractions: np.ndarray) -> float:
+    r"""KL divergence (nats) of a class histogram :math:`q` ``(K,)`` from the uniform one,
+
+    .. math:: \mathrm{KL}(q \,\|\, u) = \sum_k q_k \log(K q_k) = \log K - H(q),
+
+    0 for a balanced histogram and :math:`\log K` when every sample is of one class.
+
+    Example:
+        >>> round(kl_uniform(np.array([1.0, 0, 0, 0])), 6), kl_uniform(np.full(4, 0.25))
+        (1.386294, 0.0)
+    """
+    q = np.asarray(fractions, dtype=np.float64)
+    on = q > 0
+    return max(float(np.sum(q[on] * np.log(q.shape[0] * q[on]))), 0.0)
+
+
 def modes(e: Comparison) -> dict[str, Any] | str:
     name = e.ds.name
     if not e.image and name in MIXTURE_STD and tuple(e.ds.shape) == (2,):
@@ -159,13 +175,17 @@ def modes(e: Comparison) -> dict[str, Any] | str:
     if e.image and e.extractor is not None and e.extractor.name.startswith("classifier"):
         q = np.bincount(e.feats["samples_probs"].argmax(1), minlength=e.feats["ref_probs"].shape[1])
         r = np.bincount(e.feats["ref_probs"].argmax(1), minlength=q.shape[0])
-        q, r = q / q.sum(), r / r.sum()
+        f = np.bincount(e.feats["floor_probs"].argmax(1), minlength=q.shape[0])
+        q, r, f = q / q.sum(), r / r.sum(), f / f.sum()
         support = q > 0
         kl = float(np.sum(q[support] * np.log(q[support] / np.maximum(r[support], 1e-12))))
         return {
             "classes_covered": int(support.sum()),
             "n_classes": int(q.shape[0]),
             "kl_class_histogram": max(kl, 0.0),
+            "kl_uniform": kl_uniform(q),
+            "data_kl_uniform": kl_uniform(f),
+            "data_classes_covered": int((f > 0).sum()),
             "class_fractions": q.tolist(),
         }
     if e.image:
@@ -176,19 +196,44 @@ def modes(e: Comparison) -> dict[str, Any] | str:
     )
 
 
+def support_size(x: np.ndarray, threshold: float, seed: int, draws: int = 200) -> dict[str, Any]:
+    r"""The birthday-paradox support size of the pool ``x`` at ``threshold``
+    (:func:`tractable.metrics.birthday_support`) as JSON."""
+    out = tm.birthday_support(x, threshold=threshold, draws=draws, seed=seed)
+    return {
+        "estimate": out.estimate,
+        "batch_size": out.batch_size,
+        "lower_bound": out.lower_bound,
+        "duplicate_rate": out.duplicate_rate,
+        "draws": out.draws,
+        "pool": out.n_samples,
+    }
+
+
 def birthday(e: Comparison) -> dict[str, Any]:
+    r"""Near-duplicates among ``s`` samples (``s`` = the smaller of the sample count, the
+    reference split's size and 2,000), raw values: a pair is a near-duplicate when it is as
+    close as the closest pair of ``s`` reference examples (the data's own closest pair).
+    ``support`` is the birthday-paradox support size of the samples at that threshold (the
+    smallest batch size with a near-duplicate in at least half of 200 random orderings,
+    squared; Arora and Zhang 2017), ``support_floor`` the same for held-out data of the
+    other split."""
     s = min(e.samples.shape[0], e.ref.shape[0], 2000)
     rng = np.random.default_rng(e.seed)
     data = e.pixels(e.ref)[rng.choice(e.ref.shape[0], s, replace=False)]
     threshold = float(tm.birthday(data, top_k=1).distances[0])
     samples = e.pixels(e.samples[:s])
     out = tm.birthday(samples, threshold=threshold, top_k=10)
+    floor = e.pixels(e.floor)
+    floor = floor[rng.choice(floor.shape[0], min(s, floor.shape[0]), replace=False)]
     result: dict[str, Any] = {
         "batch": s,
         "threshold": threshold,
         "n_duplicates": out.n_duplicates,
         "closest_distance": float(out.distances[0]),
         "support_estimate": out.support_estimate,
+        "support": support_size(samples, threshold, e.seed),
+        "support_floor": support_size(floor, threshold, e.seed),
     }
     if e.image_shape is not None and e.out_dir is not None:
         path = e.out_dir / "birthday_pairs.png"
@@ -216,7 +261,101 @@ def pca(e: Comparison) -> dict[str, Any] | str:
     if e.out_dir is not None:
         path = tm.plot_pca_comparison(data, samples, e.out_dir / "pca.png", k=k, seed=e.seed)
         result["plot"] = str(path)
+    result["plane"] = pca_plane(e)
     return result
+
+
+PLANE_FILE = "pca_plane.json"
+PLANE_FORMAT = "tractable-pca-plane/1"
+PLANE_POINTS = 1000
+
+
+def pca_plane(e: Comparison) -> dict[str, Any]:
+    r"""The data's top-2 principal plane, in the extractor's feature space for images (pixels
+    when no extractor is set) and in raw coordinates otherwise: the Fréchet distance of the
+    samples to the reference split there (:func:`tractable.metrics.pca_frechet`), its floor
+    (the other held-out split), and, with ``out_dir``, up to 1,000 projected points of each
+    set in :data:`PLANE_FILE` for the comparison report's side-by-side scatter."""
+    if e.image and e.extractor is not None:
+        space, f = e.extractor.name, e.feats
+        ref, samples, floor = f["ref"], f["samples"], f["floor"]
+    else:
+        space = "raw"
+        ref, samples, floor = e.pixels(e.ref), e.pixels(e.samples), e.pixels(e.floor)
+    d2, s2 = tm.pca_projection(ref, samples, k=2)
+    total = float(np.var(ref, axis=0, ddof=1).sum())
+    out = {
+        "space": space,
+        "frechet": tm.pca_frechet(ref, samples),
+        "floor": tm.pca_frechet(ref, floor),
+        "explained_variance_ratio": (np.var(d2, axis=0, ddof=1) / total).tolist(),
+    }
+    if e.out_dir is not None:
+        from ..train import atomic_write_json
+
+        rng = np.random.default_rng(e.seed)
+
+        def subset(a: np.ndarray) -> list:
+            keep = rng.choice(a.shape[0], min(PLANE_POINTS, a.shape[0]), replace=False)
+            return np.round(a[np.sort(keep)], 5).tolist()
+
+        atomic_write_json(
+            e.out_dir / PLANE_FILE,
+            {"format": PLANE_FORMAT, "space": space, "reference": e.split,
+             "explained_variance_ratio": out["explained_variance_ratio"],
+             "data": subset(d2), "samples": subset(s2)},
+        )  # fmt: skip
+        out["file"] = PLANE_FILE
+    return out
+
+
+PLURALISTIC_PER_CLASS = 50
+
+
+def pluralistic(e: Comparison) -> dict[str, Any] | str:
+    r"""Pluralistic diversity of a class-conditional model
+    (:func:`tractable.metrics.pluralistic_diversity`): for each class, the mean distance from
+    each of its ``m`` samples to the nearest other sample of that class, averaged over classes,
+    in the extractor's feature space for images (pixels without one) and raw coordinates
+    otherwise. ``m`` is the smaller of 50, the fewest samples of a class and the fewest
+    reference examples of a class; ``data`` is the same for ``m`` reference examples per class,
+    what a model as diverse as the data would score."""
+    if e.labels is None:
+        return (
+            "pluralistic: skipped, defined for class-conditional runs only (the samples of "
+            "each class); these samples have no classes"
+        )
+    ref_labels = e.ds.labels(e.split)
+    if e.image and e.extractor is not None:
+        space, samples, ref = e.extractor.name, e.feats["samples"], e.feats["ref"]
+    else:
+        space, samples, ref = "raw", e.pixels(e.samples), e.pixels(e.ref)
+    labels = e.labels.numpy()
+    classes = np.unique(labels)
+    m = min(PLURALISTIC_PER_CLASS, *(int((labels == c).sum()) for c in classes))
+    if ref_labels is not None:
+        ref_labels = ref_labels.numpy()
+        m = min(m, *(int((ref_labels == c).sum()) for c in classes))
+    if m < 2:
+        return f"pluralistic: skipped, a class has fewer than 2 samples or examples (m = {m})"
+    per_class = [samples[labels == c][:m] for c in classes]
+    values = [tm.pluralistic_diversity([g]) for g in per_class]
+    out = {
+        "value": tm.pluralistic_diversity(per_class),
+        "per_class": {str(int(c)): v for c, v in zip(classes, values, strict=True)},
+        "m": m,
+        "classes": len(classes),
+        "space": space,
+        "data": None,
+    }
+    if ref_labels is not None:
+        rng = np.random.default_rng(e.seed)
+        groups = []
+        for c in classes:
+            rows = np.flatnonzero(ref_labels == c)
+            groups.append(ref[rng.choice(rows, m, replace=False)])
+        out["data"] = tm.pluralistic_diversity(groups)
+    return out
 
 
 def kl(e: Comparison) -> dict[str, Any] | str:
@@ -323,4 +462,5 @@ FUNCTIONS = {
     "kl": kl,
     "wasserstein": wasserstein,
     "memorisation": memorisation,
+    "pluralistic": pluralistic,
 }

@@ -33,6 +33,8 @@ class Comparison:
         out_dir: where metrics that draw a figure put it (``None``: no figures).
         log_likelihood: the model's data-space log-likelihood of ``(M, *ds.shape)`` points,
             for metrics that need a density (``None`` when the model has none).
+        labels: ``(n,)`` the class each sample was drawn for (a class-conditional model), for
+            metrics per class; ``None`` for unconditional samples.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class Comparison:
         seed: int,
         out_dir: Path | None = None,
         log_likelihood: Callable[[Tensor], Tensor] | None = None,
+        labels: Tensor | None = None,
     ) -> None:
         self.ds, self.split, self.seed = ds, split, seed
         self.out_dir, self.log_likelihood = out_dir, log_likelihood
@@ -55,13 +58,22 @@ class Comparison:
             self.image_shape = image_shape_of(ds.shape, ds.name)
         self.notes: list[str] = []
         n = samples.shape[0]
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.shape != (n,) or labels.is_floating_point() or labels.is_complex():
+                raise ValueError(
+                    f"labels: expected ({n},) integer classes of the samples, got "
+                    f"{tuple(labels.shape)} {labels.dtype}"
+                )
         finite = torch.isfinite(samples.reshape(n, -1)).all(dim=1)
         if not bool(finite.all()):
             self.notes.append(f"dropped {int((~finite).sum())} non-finite samples of {n}")
             samples = samples[finite]
+            labels = None if labels is None else labels[finite]
         if samples.shape[0] < 10:
             raise ValueError(f"n: only {samples.shape[0]} finite samples; need at least 10")
         self.samples = samples
+        self.labels = labels
         self.extractor: tfeatures.FeatureExtractor | None = None
         self.feats: dict[str, np.ndarray] = {}
 
@@ -71,7 +83,15 @@ class Comparison:
             x = tfeatures.intensities(x, self.ds)
         return x.reshape(x.shape[0], -1).double().numpy()
 
-    def set_extractor(self, choice: str, root: str | Path | None) -> None:
+    def set_extractor(
+        self, choice: str | tfeatures.FeatureExtractor, root: str | Path | None
+    ) -> None:
+        r"""Embed the samples and both splits with ``choice``: a name from :data:`EXTRACTORS`
+        or a :class:`~tractable.evaluation.features.FeatureExtractor` of one's own."""
+        if isinstance(choice, tfeatures.FeatureExtractor):
+            self.extractor = choice
+            self.embed()
+            return
         if choice not in EXTRACTORS:
             raise ValueError(f"extractor: expected one of {', '.join(EXTRACTORS)}, got {choice!r}")
         if not self.image:
@@ -87,6 +107,11 @@ class Comparison:
             self.extractor = tfeatures.inception(self.image_shape)
         else:
             self.extractor = tfeatures.load(self.ds.name, root=root)
+        self.embed()
+
+    def embed(self) -> None:
+        r"""Features (and class probabilities, when the extractor has a classifier) of the
+        samples and of both splits, into :attr:`feats`."""
         ex = self.extractor
         inputs = {"samples": self.samples, "ref": self.ref, "floor": self.floor}
         for key, x in inputs.items():
