@@ -27,6 +27,10 @@ LAYERS = {
     "gan": {"nn", "estimators"},
     "flow_matching": {"flows", "continuous", "transforms", "distributions", "nn", "estimators"},
     "diffusion": {"continuous", "nn", "estimators"},
+    # beside the families, fitting flows with train's optimiser and schedule; its 'fit'
+    # command builds flows by name (registry) and draws the fit (plots)
+    "variational": {"flows", "transforms", "distributions", "nn", "estimators", "metrics",
+                    "train", "registry", "plots"},  # fmt: skip
     "train": set(),
     "plots": set(),
     "registry": set(),  # the families are named as strings and imported on first use
@@ -34,7 +38,8 @@ LAYERS = {
     "runs": {"registry", "data", "train", "evaluation", "plots", "metrics"},
     "humaneval": {"runs"},
     "report": {"runs", "registry", "data", "plots", "train"},
-    "cli": {"runs", "report", "evaluation", "registry", "data", "train", "humaneval"},
+    "cli": {"runs", "report", "evaluation", "registry", "data", "train", "humaneval",
+            "variational"},  # fmt: skip
 }
 
 
