@@ -29,8 +29,10 @@ from . import (
     train,
     transforms,
     vae,
+    variational,
 )
 from .checks import set_validation, validation, validation_enabled
+from .variational import fit_reverse_kl
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,8 @@ __all__ = [
     "train",
     "transforms",
     "vae",
+    "variational",
+    "fit_reverse_kl",
     "set_validation",
     "validation",
     "validation_enabled",
