@@ -639,6 +639,10 @@ def parser() -> argparse.ArgumentParser:
     he.add_argument("--json", action="store_true")
     he.set_defaults(func=cmd_human_eval)
 
+    from .variational.command import add_parser as add_fit_parser
+
+    add_fit_parser(sub)  # tractable fit: reverse-KL variational inference on a target density
+
     ls = sub.add_parser("list", help="list models, datasets and their options")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
