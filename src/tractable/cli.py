@@ -375,7 +375,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .report import compare_runs
 
-    result = compare_runs(args.run_dirs, args.out, title=args.title, plots=not args.no_plots)
+    human = names = None
+    if args.human_eval is not None:
+        from . import humaneval
+
+        human, names = humaneval.results(args.human_eval), humaneval.labels(args.run_dirs)
+    result = compare_runs(args.run_dirs, args.out, title=args.title, plots=not args.no_plots,
+                          human_eval=human, human_eval_names=names)  # fmt: skip
     lines = [f"warning: {w}" for w in result["warnings"]]
     lines += [f"html: {result['html']}", f"markdown: {result['markdown']}"]
     lines += [f"plot: {p}" for p in result["plots"]]
@@ -582,6 +588,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="report.html", help="HTML file (report.md goes beside it)")
     c.add_argument("--title", default="tractable model comparison")
     c.add_argument("--no-plots", action="store_true", help="only the table")
+    c.add_argument(
+        "--human-eval",
+        metavar="DB",
+        help="a 'tractable human-eval' database: its results as columns of the runs it rated "
+        "(matched by run directory name)",
+    )
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compare)
 

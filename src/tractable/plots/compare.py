@@ -1,6 +1,6 @@
 r"""The figures of a comparison report: 2D densities side by side, sample grids side by side,
-and training curves overlaid. Each takes the numbers already computed (the report loads the
-runs) and writes one PNG."""
+training curves overlaid, and data and samples in the data's principal plane side by side. Each
+takes the numbers already computed (the report loads the runs) and writes one PNG."""
 
 from __future__ import annotations
 
@@ -74,4 +74,37 @@ def curves(groups: Sequence[tuple[str, Sequence[tuple[str, Path]]]], path: Path)
     return save(fig, path)
 
 
-__all__ = ["curves", "densities", "sample_grids"]
+def pca_planes(
+    groups: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray]]]], path: Path
+) -> Path:
+    r"""One row per dataset: the held-out data projected on their first two principal axes,
+    then each model's samples on the same axes (the data faint behind them), all panels of a row
+    with the same limits. ``groups`` holds ``(title, data (N, 2), [(title, samples (M, 2))])``.
+    The limits cover the 0.5-99.5% quantiles of all points of the row (padded); a panel's title
+    counts the points outside."""
+    cols = 1 + max(len(panels) for *_, panels in groups)
+    fig = figure(2.8 * cols, 2.9 * len(groups))
+    for g, (title, data, panels) in enumerate(groups):
+        every = np.concatenate([data, *(pts for _, pts in panels)])
+        low, high = np.quantile(every, 0.005, axis=0), np.quantile(every, 0.995, axis=0)
+        pad = 0.08 * np.maximum(high - low, 1e-9)
+        low, high = low - pad, high + pad
+        first = None
+        for j, (name, pts) in enumerate([(title, data), *panels]):
+            ax = fig.add_subplot(len(groups), cols, g * cols + j + 1, sharex=first, sharey=first)
+            first = first or ax
+            if j:
+                ax.scatter(data[:, 0], data[:, 1], s=2, c="0.82", linewidths=0)
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, c="C0" if j == 0 else "C3", linewidths=0)
+            out = int((((pts < low) | (pts > high)).any(axis=1)).sum())
+            ax.set_title(name + (f" ({out} outside)" if out else ""), fontsize=8)
+            ax.set_xlim(low[0], high[0])
+            ax.set_ylim(low[1], high[1])
+            ax.tick_params(labelsize=6)
+            if j == 0:
+                ax.set_ylabel("PC 2", fontsize=7)
+            ax.set_xlabel("PC 1", fontsize=7)
+    return save(fig, path)
+
+
+__all__ = ["curves", "densities", "pca_planes", "sample_grids"]

@@ -17,11 +17,15 @@ from typing import Any
 __all__ = [
     "COLUMNS",
     "GLOSSARY",
+    "KIND_MARK",
+    "LIKELIHOOD_KEYS",
+    "MISSING",
     "Column",
     "best_cells",
     "floor_rows",
     "html_table",
     "markdown_table",
+    "mixed_kinds",
     "sample_metric",
 ]
 
@@ -29,15 +33,22 @@ __all__ = [
 @dataclass(frozen=True)
 class Column:
     r"""A table column: ``get(row)`` gives the value (``None`` if absent), ``better`` is
-    ``"lower"``, ``"higher"`` or ``None`` (not ranked), ``fmt`` formats a value."""
+    ``"lower"``, ``"higher"`` or ``None`` (not ranked), ``fmt`` formats a value (a format
+    string or a function), ``space(row)`` names the feature space of a metric comparable only
+    within one space, ``floor(row)`` gives the data's own value and ``detail(row)`` text shown
+    after the value (an interval)."""
 
     key: str
     header: str
     get: Callable[[dict[str, Any]], Any]
     better: str | None = None
-    fmt: str = "{:.4g}"
-    extractor: bool = False  # a feature-space metric: comparable only with one extractor
-    floor: Callable[[dict[str, Any]], Any] | None = None  # the data's own value, if any
+    fmt: str | Callable[[Any], str] = "{:.4g}"
+    space: Callable[[dict[str, Any]], Any] | None = None
+    floor: Callable[[dict[str, Any]], Any] | None = None
+    detail: Callable[[dict[str, Any]], str] | None = None
+
+    def format(self, value: Any) -> str:
+        return self.fmt(value) if callable(self.fmt) else self.fmt.format(value)
 
 
 def _path(*keys: str) -> Callable[[dict[str, Any]], Any]:
@@ -55,6 +66,33 @@ def _path(*keys: str) -> Callable[[dict[str, Any]], Any]:
 def sample_metric(*keys: str) -> Callable[[dict[str, Any]], Any]:
     return _path("metrics", "sample_metrics", *keys)
 
+
+def _support(value: dict[str, Any]) -> str:
+    estimate = value["estimate"]
+    if value["lower_bound"]:
+        return f"> {estimate:.3g}"
+    return f"{estimate:.3g} (s={value['batch_size']})"
+
+
+def _interval(*keys: str, fmt: str = "{:.2f}") -> Callable[[dict[str, Any]], str]:
+    def detail(row: dict[str, Any]) -> str:
+        low, high = _path(*keys, "low")(row), _path(*keys, "high")(row)
+        if low is None or high is None:
+            return ""
+        return f" [{fmt.format(low)}, {fmt.format(high)}]"
+
+    return detail
+
+
+def _fooled_detail(row: dict[str, Any]) -> str:
+    t = _path("human_eval", "fooled")(row)
+    return _interval("human_eval", "fooled")(row) + f" ({t['judged_real']}/{t['n']})"
+
+
+LIKELIHOOD_KEYS = ("test_nll", "test_bpd", "test_nll_conditional")
+# the mark before a likelihood of each kind: the true NLL is at most a bound
+KIND_MARK = {"bound": "≤ ", "estimate": "≈ "}
+MISSING = "—"
 
 COLUMNS = [
     Column("model", "model", _path("model"), fmt="{}"),
@@ -79,7 +117,7 @@ COLUMNS = [
         "FID",
         sample_metric("fid", "value"),
         "lower",
-        extractor=True,
+        space=sample_metric("fid", "extractor"),
         floor=sample_metric("fid", "floor"),
     ),
     Column(
@@ -87,7 +125,7 @@ COLUMNS = [
         "KID",
         sample_metric("kid", "mean"),
         "lower",
-        extractor=True,
+        space=sample_metric("kid", "extractor"),
         floor=sample_metric("kid", "floor"),
     ),
     *(
@@ -97,7 +135,7 @@ COLUMNS = [
             sample_metric("prd", k),
             "higher",
             "{:.3f}",
-            True,
+            sample_metric("prd", "extractor"),
             sample_metric("prd", "floor", k),
         )
         for k in ("precision", "recall", "density", "coverage")
@@ -107,7 +145,7 @@ COLUMNS = [
         "IS",
         sample_metric("is", "mean"),
         "higher",
-        extractor=True,
+        space=sample_metric("is", "extractor"),
         floor=sample_metric("is", "data"),
     ),
     Column("modes", "modes captured", sample_metric("modes", "modes_captured"), "higher", "{}"),
@@ -119,7 +157,22 @@ COLUMNS = [
         "{:.3f}",
         floor=sample_metric("modes", "data_fraction_high_quality"),
     ),
-    Column("classes", "classes covered", sample_metric("modes", "classes_covered"), "higher", "{}"),
+    Column(
+        "classes",
+        "classes covered",
+        sample_metric("modes", "classes_covered"),
+        "higher",
+        "{}",
+        floor=sample_metric("modes", "data_classes_covered"),
+    ),
+    Column(
+        "class_kl",
+        "class KL",
+        sample_metric("modes", "kl_uniform"),
+        "lower",
+        "{:.3f}",
+        floor=sample_metric("modes", "data_kl_uniform"),
+    ),
     Column("kl_dm", "KL(data‖model)", sample_metric("kl", "kl_data_model"), "lower"),
     Column("kl_md", "KL(model‖data)", sample_metric("kl", "kl_model_data"), "lower"),
     Column("js", "JS", sample_metric("kl", "js"), "lower"),
@@ -132,6 +185,14 @@ COLUMNS = [
     ),
     Column("dup", "birthday pairs", sample_metric("birthday", "n_duplicates"), None, "{}"),
     Column(
+        "support",
+        "support (birthday)",
+        sample_metric("birthday", "support"),
+        None,
+        _support,
+        floor=sample_metric("birthday", "support_floor"),
+    ),
+    Column(
         "memo",
         "memorised",
         sample_metric("memorisation", "fraction_closer"),
@@ -139,18 +200,59 @@ COLUMNS = [
         "{:.3f}",
         floor=sample_metric("memorisation", "quantile"),
     ),
+    Column(
+        "pca_fd",
+        "PCA-plane FD",
+        sample_metric("pca", "plane", "frechet"),
+        "lower",
+        space=sample_metric("pca", "plane", "space"),
+        floor=sample_metric("pca", "plane", "floor"),
+    ),
+    Column(
+        "pluralistic",
+        "pluralistic diversity",
+        sample_metric("pluralistic", "value"),
+        None,
+        space=sample_metric("pluralistic", "space"),
+        floor=sample_metric("pluralistic", "data"),
+    ),
     Column("sps", "samples/s", sample_metric("samples_per_second"), "higher", "{:.4g}"),
+    Column(
+        "fooled",
+        "fooled (human)",
+        _path("human_eval", "fooled", "fraction"),
+        "higher",
+        "{:.2f}",
+        floor=_path("human_eval", "real", "fraction"),
+        detail=_fooled_detail,
+    ),
+    Column(
+        "bt",
+        "Bradley–Terry",
+        _path("human_eval", "bt", "score"),
+        "higher",
+        "{:+.2f}",
+        detail=_interval("human_eval", "bt", fmt="{:+.2f}"),
+    ),
 ]
 
 
-# the sample_metrics entry behind each feature-space column (each records its extractor)
-_METRIC_OF = {"fid": "fid", "kid": "kid", "is": "is"} | {
-    k: "prd" for k in ("precision", "recall", "density", "coverage")
-}
+def mixed_kinds(rows: list[dict[str, Any]]) -> list[str]:
+    r"""The likelihood kinds (exact, bound, estimate) of the rows that report an NLL, sorted,
+    when there is more than one; else ``[]``."""
+    kinds = {
+        str(r["likelihood"])
+        for r in rows
+        if any(_path("metrics", key)(r) is not None for key in LIKELIHOOD_KEYS)
+    }
+    return sorted(kinds) if len(kinds) > 1 else []
 
 
 def best_cells(rows: list[dict[str, Any]], columns: list[Column], warnings: list[str]) -> set:
-    r"""``(row index, column key)`` pairs holding the best value of their dataset group."""
+    r"""``(row index, column key)`` pairs holding the best value of their dataset group. In a
+    likelihood column whose values in a group are of different kinds (exact beside a bound or
+    an estimate) only the exact values are ranked; a feature-space column is ranked only when
+    every run of the group used the same space (else a warning)."""
     marked = set()
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -161,11 +263,13 @@ def best_cells(rows: list[dict[str, Any]], columns: list[Column], warnings: list
         for members in groups.values():
             have = [(i, col.get(rows[i])) for i in members if col.get(rows[i]) is not None]
             have = [(i, v) for i, v in have if isinstance(v, int | float) and not math.isnan(v)]
+            if col.key in LIKELIHOOD_KEYS and len({rows[i]["likelihood"] for i, _ in have}) > 1:
+                # a bound is an upper limit on the NLL, not a value: rank exact values only
+                have = [(i, v) for i, v in have if rows[i]["likelihood"] == "exact"]
             if len(have) < 2:
                 continue
-            if col.extractor:
-                metric = _METRIC_OF[col.key]
-                used = {json.dumps(sample_metric(metric, "extractor")(rows[i])) for i, _ in have}
+            if col.space is not None:
+                used = {json.dumps(col.space(rows[i])) for i, _ in have}
                 if len(used) > 1:
                     warnings.append(
                         f"{col.header}: runs on {rows[have[0][0]]['data']} used different "
@@ -181,17 +285,17 @@ def best_cells(rows: list[dict[str, Any]], columns: list[Column], warnings: list
 def _cell(row: dict[str, Any], col: Column) -> str:
     value = col.get(row)
     if value is None:
-        return "–"
-    text = col.fmt.format(value)
+        return MISSING
+    text = col.format(value)
     m = row["metrics"]
-    if col.key in ("test_nll", "test_bpd", "test_nll_conditional") and (
-        m.get(f"{col.key}_se") is not None
-    ):
-        text += f" ± {m[f'{col.key}_se']:.4f}"
-    if col.key == "test_nll" and m.get("test_estimator") not in (None, "exact"):
-        text += " †"
+    if col.key in LIKELIHOOD_KEYS:
+        text = KIND_MARK.get(str(row["likelihood"]), "") + text
+        if m.get(f"{col.key}_se") is not None:
+            text += f" ± {m[f'{col.key}_se']:.4f}"
     if col.key == "test_nll" and row["kind"] == "discrete":
         text += " ‡"
+    if col.detail is not None:
+        text += col.detail(row)
     return text
 
 
@@ -211,8 +315,28 @@ GLOSSARY = {
     "kl_dm": "KL, JS: divergences on a grid (nats) to the exact toy density or a KDE of the test "
     "split (see the target stored in metrics.json)",
     "w1": "W1: exact 1-Wasserstein distance on subsamples of 2,000 points",
+    "class_kl": "class KL: KL(q ‖ uniform) = log K − H(q) of the histogram q of the classes the "
+    "extractor predicts for the samples, in nats: 0 when balanced, log 10 = 2.303 when every "
+    "sample is of one class of ten (against uniform, not the data's class frequencies; the floor "
+    "is the held-out data's own value)",
     "dup": "birthday pairs: sample pairs closer than the closest pair of as many real examples "
     "(Arora and Zhang 2017)",
+    "support": "support (birthday): the birthday-paradox support size (Arora and Zhang 2017): "
+    "the smallest batch size s at which at least half of 200 random batches of the samples hold "
+    "a near-duplicate pair (closer than the closest pair of as many real examples), squared; "
+    "'> N²' when no batch of the N samples reaches one half. A uniform distribution over S "
+    "items gives about 1.4 S. The floor is the held-out data's own value at that threshold",
+    "pca_fd": "PCA-plane FD: the Fréchet distance between the samples and the test data projected "
+    "on the test data's first two principal axes (in the extractor's feature space for images, "
+    "raw values otherwise); the PCA figure shows the same plane",
+    "pluralistic": "pluralistic diversity (class-conditional runs): for each class, the mean "
+    "distance from each of m samples to the nearest other sample of that class, averaged over "
+    "classes (feature space for images); the floor is the same for m held-out examples per "
+    "class. Not ranked: more spread is not better beyond the data's",
+    "fooled": "fooled (human): the fraction of a model's images that raters judged real in the "
+    "generative Turing test, with its 95% Wilson interval and count (the floor: real images "
+    "judged real); Bradley–Terry: scores from side-by-side choices (log-strength, mean 0) with "
+    "95% bootstrap intervals (Bradley and Terry 1952; Hunter 2004)",
     "memo": "memorised: the fraction of samples nearer to a training example than 1% of held-out "
     "examples are (about 0.01 for a model that generalises; its floor is that quantile)",
     "sps": "samples/s: sampling speed measured while drawing the samples of the metrics",
@@ -232,7 +356,7 @@ def floor_rows(rows: list[dict[str, Any]], columns: list[Column]) -> list[tuple[
             values = [col.floor(r) for r in members if col.floor is not None]
             value = next((v for v in values if v is not None), None)
             found |= value is not None
-            cells.append(col.fmt.format(value) if value is not None else "")
+            cells.append(col.format(value) if value is not None else "")
         if found:
             where = sample_metric("floor_split")(members[0]) or "val"
             cells[[c.key for c in columns].index("data")] = members[0]["data"]
