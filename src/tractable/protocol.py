@@ -14,6 +14,8 @@ directory, the command line, the metrics and the reports never ask which family 
 * ``sample(n, context=None, temperature=1.0)``: draws in the model's space;
 * ``extra_log()``: numbers the trainer writes to ``log.jsonl`` beside the loss;
 * ``log_prob(x, context=None)``: only where the density is exact (and differentiable);
+* ``diagnostics(x)``: optional, a family's own JSON-ready figures of data ``x`` (a VAE's
+  active units and KL per latent dimension), which ``tractable eval`` reports;
 * ``parts()``, ``updates(step)`` and ``loss(batch, part)``: only for a family trained by
   several optimisers (a GAN's discriminator and generator), see :mod:`tractable.train.updates`.
 

@@ -336,6 +336,19 @@ class Run:
                         out[f"{split}_{key}"] = info[key]
         return out
 
+    def diagnostics(self, split: str = "test") -> dict[str, Any]:
+        r"""The model's own figures on ``split`` in model space, from its ``diagnostics(y)``
+        when it has one (a VAE: active units, KL per latent dimension), with the evaluation
+        seed; empty for a model without."""
+        diagnose = getattr(self.model, "diagnostics", None)
+        if not callable(diagnose):
+            return {}
+        y, _ = self.setup.model_space(split)
+        self.model.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(EVAL_SEED)
+            return dict(diagnose(y))
+
     # -- samples ------------------------------------------------------------------------------
     def sample(
         self, n: int, *, temperature: float = 1.0, seed: int = 0, per_class: bool = True

@@ -5,6 +5,7 @@ r"""Variational autoencoders: encoders :math:`q(z \mid x)`, decoders :math:`p(x 
 Every part behaves as a distribution: encoders have ``log_prob(z, x)``, ``sample(x, k)`` and
 ``rsample_and_log_prob(x, k)``; decoders ``log_prob(x, z)``, ``sample(z)``, ``mean(z)``;
 priors ``log_prob(z)`` and ``sample(n)``. Their networks live in :mod:`tractable.nn.autoencoder`.
+Posterior collapse shows in :func:`kl_per_dimension` and :func:`active_units`.
 """
 
 from .builders import DECODERS, POSTERIORS, PRIORS, build_decoder, build_vae, run_defaults
@@ -16,6 +17,7 @@ from .decoders import (
     check_grid,
     grid_index,
 )
+from .diagnostics import active_units, kl_per_dimension, latent_diagnostics
 from .encoders import FlowEncoder, GaussianEncoder
 from .gaussian import kl_normal_normal, kl_normal_standard, log_normal_diag
 from .logistic import (
@@ -51,4 +53,7 @@ __all__ = [
     "kl_normal_standard",
     "kl_normal_normal",
     "log_normal_diag",
+    "kl_per_dimension",
+    "active_units",
+    "latent_diagnostics",
 ]

@@ -43,6 +43,7 @@ from ..estimators import Estimate, importance_sampling, log_mean_exp
 from ..estimators import elbo as elbo_estimate
 from ..estimators import iwae as iwae_estimate
 from ..protocol import check_method
+from .diagnostics import latent_diagnostics
 from .encoders import GaussianEncoder
 from .gaussian import kl_normal_normal, kl_normal_standard
 from .priors import check_temperature
@@ -315,6 +316,12 @@ class VAE(nn.Module):
         Monte Carlo estimate :math:`\mathbb{E}_q[\log q - \log p(z)]`), and :math:`\beta`, as
         floats; empty before the first call."""
         return {name: float(value) for name, value in self._terms.items()}
+
+    def diagnostics(self, x: Tensor) -> dict[str, object]:
+        r"""Posterior-collapse figures on data ``x`` ``(N, *event_shape)``: the latent size,
+        the active units (Burda et al. 2016) and, where it is defined, the KL term per latent
+        dimension (:func:`tractable.vae.latent_diagnostics`); ``tractable eval`` prints them."""
+        return latent_diagnostics(self, x)
 
     def _proposal(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
         return self.encoder.rsample_and_log_prob(x, k)
