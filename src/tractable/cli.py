@@ -237,6 +237,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag}: applies to sample metrics; add --metrics LIST")
     run = Run.load(args.run_dir)
     result = run.estimate(args.split, method=args.estimator, k=args.k)
+    result.update(run.diagnostics(args.split))  # e.g. a VAE's active units, KL per dimension
     if args.estimator is None and args.k is None:
         update = result
     else:
@@ -258,6 +259,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"{s} NLL given the class: "
             f"{_fmt(result[f'{s}_nll_conditional'], result[f'{s}_nll_conditional_se'])}"
         )
+    if "active_units" in result:
+        lines.append(f"active units: {result['active_units']} of {result['latent']}")
+    if "kl_per_dimension" in result:
+        kl = ", ".join(f"{v:.3f}" for v in result["kl_per_dimension"])
+        lines.append(f"KL per latent dimension (nats): {kl}")
     _print(result, args.json, lines)
     return 0
 
