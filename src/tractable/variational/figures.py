@@ -78,7 +78,7 @@ def fit_figure(
     area = (extent[1] - extent[0]) * (extent[3] - extent[2]) / (resolution - 1) ** 2
     p = p / (p.sum() * area) if log_z is None else p / torch.exp(torch.tensor(log_z))
     q = _density(log_q, grid, dtype)
-    top = float(torch.maximum(p.max(), q.max()))  # one colour scale for p and q
+    top = float(p.max())  # one colour scale, the target's: a thin spike of q saturates
     fig = figure(12.0, 4.0)
     panels = [("target p", p), ("fitted q", q), ("q samples", None)]
     for i, (name, dens) in enumerate(panels):
