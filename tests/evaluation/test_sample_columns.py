@@ -76,7 +76,8 @@ def test_birthday_support_of_a_sampler_with_few_images(digits: tdata.Dataset) ->
     # held-out data at the same threshold: no batch of 179 holds a near-duplicate half the time
     floor = b["support_floor"]
     assert floor["estimate"] >= 80 * 80 and floor["estimate"] > 10 * b["support"]["estimate"]
-    assert b["support"]["draws"] == 200 and b["support"]["pool"] == 179
+    assert b["support"]["draws"] == 200 and b["support"]["pool"] == 1000  # every sample
+    assert b["support_floor"]["pool"] == 179  # the val split
 
 
 def test_pca_plane_of_a_perfect_sampler_is_its_floor(tmp_path: Path) -> None:

@@ -40,15 +40,19 @@ def _copy(base: Path, to: Path, **metrics: object) -> Path:
     return to
 
 
+def _split(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]  # not at \|
+
+
 def _cells(md: str, column: str) -> dict[str, str]:
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| run |"))
-    names = [c.strip() for c in header.strip("|").split("|")]
+    names = _split(header)
     out = {}
     for line in lines[lines.index(header) + 2 :]:
         if not line.startswith("| "):
             break
-        cells = [c.strip() for c in line.strip("|").split("|")]
+        cells = _split(line)
         out[cells[0]] = cells[names.index(column)]
     return out
 
@@ -172,3 +176,13 @@ def test_pca_figure_and_sample_columns(base: Path, tmp_path: Path) -> None:
     assert md["r"] == MISSING and (md["p"].startswith("> ") or "(s=" in md["p"])
     stored = json.loads((dirs[0] / "metrics.json").read_text())["sample_metrics"]["pca"]
     assert by_run["p"]["pca_fd"] == stored["plane"]["frechet"]
+
+
+def test_markdown_escapes_a_pipe_in_a_header(base: Path, tmp_path: Path) -> None:
+    run = _copy(base, tmp_path / "c", test_nll_conditional=1.5)
+    res = report.compare_runs([run], tmp_path / "c.html", plots=False)
+    md = Path(res["markdown"]).read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| run |"))
+    assert "test NLL \\| class (nats) ↓" in header
+    assert len(_split(header)) == len(res["columns"]) + 1  # one cell per column
+    assert _cells(md, "test NLL \\| class (nats) ↓")["c"].startswith("1.5000")

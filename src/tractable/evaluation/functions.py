@@ -214,10 +214,10 @@ def birthday(e: Comparison) -> dict[str, Any]:
     r"""Near-duplicates among ``s`` samples (``s`` = the smaller of the sample count, the
     reference split's size and 2,000), raw values: a pair is a near-duplicate when it is as
     close as the closest pair of ``s`` reference examples (the data's own closest pair).
-    ``support`` is the birthday-paradox support size of the samples at that threshold (the
-    smallest batch size with a near-duplicate in at least half of 200 random orderings,
-    squared; Arora and Zhang 2017), ``support_floor`` the same for held-out data of the
-    other split."""
+    ``support`` is the birthday-paradox support size of (up to 2,000) samples at that threshold
+    (the smallest batch size with a near-duplicate in at least half of 200 random orderings,
+    squared; Arora and Zhang 2017), ``support_floor`` the same for ``s`` held-out examples of
+    the other split."""
     s = min(e.samples.shape[0], e.ref.shape[0], 2000)
     rng = np.random.default_rng(e.seed)
     data = e.pixels(e.ref)[rng.choice(e.ref.shape[0], s, replace=False)]
@@ -232,7 +232,8 @@ def birthday(e: Comparison) -> dict[str, Any]:
         "n_duplicates": out.n_duplicates,
         "closest_distance": float(out.distances[0]),
         "support_estimate": out.support_estimate,
-        "support": support_size(samples, threshold, e.seed),
+        # every sample (up to 2,000) in the pool: larger batches, the same threshold
+        "support": support_size(e.pixels(e.samples[:2000]), threshold, e.seed),
         "support_floor": support_size(floor, threshold, e.seed),
     }
     if e.image_shape is not None and e.out_dir is not None:

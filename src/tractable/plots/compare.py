@@ -75,35 +75,39 @@ def curves(groups: Sequence[tuple[str, Sequence[tuple[str, Path]]]], path: Path)
 
 
 def pca_planes(
-    groups: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray]]]], path: Path
+    groups: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray]]]],
+    path: Path,
+    cols: int = 4,
 ) -> Path:
-    r"""One row per dataset: the held-out data projected on their first two principal axes,
-    then each model's samples on the same axes (the data faint behind them), all panels of a row
-    with the same limits. ``groups`` holds ``(title, data (N, 2), [(title, samples (M, 2))])``.
-    The limits cover the 0.5-99.5% quantiles of all points of the row (padded); a panel's title
-    counts the points outside."""
-    cols = 1 + max(len(panels) for *_, panels in groups)
-    fig = figure(2.8 * cols, 2.9 * len(groups))
-    for g, (title, data, panels) in enumerate(groups):
+    r"""Per dataset, the held-out data projected on their first two principal axes, then each
+    model's samples on the same axes (the data in grey behind them), at most ``cols`` panels
+    to a row, all panels of a dataset with the same limits. ``groups`` holds ``(title,
+    data (N, 2), [(title, samples (M, 2))])``; at most ``N`` points of each sample set are
+    drawn, so that the panels' densities compare. The limits cover the 0.5-99.5% quantiles of
+    all points of the dataset (padded); a panel's title counts the points outside."""
+    cols = min(cols, 1 + max(len(panels) for *_, panels in groups))
+    shape = [math.ceil((1 + len(panels)) / cols) for *_, panels in groups]
+    fig = figure(3.2 * cols, 3.1 * sum(shape))
+    row = 0
+    for (title, data, panels), rows in zip(groups, shape, strict=True):
+        panels = [(name, pts[: data.shape[0]]) for name, pts in panels]
         every = np.concatenate([data, *(pts for _, pts in panels)])
         low, high = np.quantile(every, 0.005, axis=0), np.quantile(every, 0.995, axis=0)
         pad = 0.08 * np.maximum(high - low, 1e-9)
         low, high = low - pad, high + pad
-        first = None
         for j, (name, pts) in enumerate([(title, data), *panels]):
-            ax = fig.add_subplot(len(groups), cols, g * cols + j + 1, sharex=first, sharey=first)
-            first = first or ax
+            ax = fig.add_subplot(sum(shape), cols, row * cols + j + 1)
             if j:
-                ax.scatter(data[:, 0], data[:, 1], s=2, c="0.82", linewidths=0)
-            ax.scatter(pts[:, 0], pts[:, 1], s=2, c="C0" if j == 0 else "C3", linewidths=0)
+                ax.scatter(data[:, 0], data[:, 1], s=3, c="0.8", linewidths=0)
+            ax.scatter(pts[:, 0], pts[:, 1], s=3, c="C0" if j == 0 else "C3", linewidths=0)
             out = int((((pts < low) | (pts > high)).any(axis=1)).sum())
-            ax.set_title(name + (f" ({out} outside)" if out else ""), fontsize=8)
+            ax.set_title(name + (f" ({out} outside)" if out else ""), fontsize=9)
             ax.set_xlim(low[0], high[0])
             ax.set_ylim(low[1], high[1])
-            ax.tick_params(labelsize=6)
-            if j == 0:
-                ax.set_ylabel("PC 2", fontsize=7)
-            ax.set_xlabel("PC 1", fontsize=7)
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("PC 1", fontsize=8)
+            ax.set_ylabel("PC 2", fontsize=8)
+        row += rows
     return save(fig, path)
 
 

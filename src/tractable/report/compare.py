@@ -250,7 +250,7 @@ def compare_runs(
             "with their training frequencies), 'test NLL | class' is -log p(x | y) with the "
             "true label; the two are never ranked together"
         )
-    notes += [text for key, text in GLOSSARY.items() if key in {c.key for c in columns}]
+    notes += [GLOSSARY[c.key] for c in columns if c.key in GLOSSARY]
     notes += human_notes
     kinds = kinds_note(rows, labels)
     extractors = sorted(

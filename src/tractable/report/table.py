@@ -322,10 +322,11 @@ GLOSSARY = {
     "dup": "birthday pairs: sample pairs closer than the closest pair of as many real examples "
     "(Arora and Zhang 2017)",
     "support": "support (birthday): the birthday-paradox support size (Arora and Zhang 2017): "
-    "the smallest batch size s at which at least half of 200 random batches of the samples hold "
-    "a near-duplicate pair (closer than the closest pair of as many real examples), squared; "
-    "'> N²' when no batch of the N samples reaches one half. A uniform distribution over S "
-    "items gives about 1.4 S. The floor is the held-out data's own value at that threshold",
+    "the smallest batch size s at which at least half of 200 random batches of the samples (up "
+    "to 2,000) hold a near-duplicate pair (as close as the closest pair of the test examples of "
+    "the birthday-pairs batch), squared; '> N²' when no batch of the N samples reaches one half. "
+    "A uniform distribution over S items gives about 1.4 S. The floor is held-out data's own "
+    "value at that threshold (from at most as many examples as that batch)",
     "pca_fd": "PCA-plane FD: the Fréchet distance between the samples and the test data projected "
     "on the test data's first two principal axes (in the extractor's feature space for images, "
     "raw values otherwise); the PCA figure shows the same plane",
@@ -364,6 +365,10 @@ def floor_rows(rows: list[dict[str, Any]], columns: list[Column]) -> list[tuple[
     return out
 
 
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def markdown_table(
     labels: list[str],
     rows: list[dict[str, Any]],
@@ -371,18 +376,21 @@ def markdown_table(
     best: set,
     floors: list[tuple[str, list]] = (),
 ) -> str:
-    r"""A Markdown table, best values in bold with a ★, then the data floors in italics."""
-    head = "| run | " + " | ".join(_header(c) for c in columns) + " |"
+    r"""A Markdown table, best values in bold with a ★, then the data floors in italics (a
+    ``|`` inside a header or cell is escaped, so it does not split the cell)."""
+    head = "| run | " + " | ".join(_md(_header(c)) for c in columns) + " |"
     sep = "|---|" + "|".join("---" for _ in columns) + "|"
     lines = [head, sep]
     for i, (label, row) in enumerate(zip(labels, rows, strict=True)):
         cells = []
         for col in columns:
-            text = _cell(row, col)
+            text = _md(_cell(row, col))
             cells.append(f"**{text} ★**" if (i, col.key) in best else text)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_md(label)} | " + " | ".join(cells) + " |")
     for label, cells in floors:
-        lines.append(f"| *{label}* | " + " | ".join(f"*{c}*" if c else "" for c in cells) + " |")
+        lines.append(
+            f"| *{label}* | " + " | ".join(f"*{_md(c)}*" if c else "" for c in cells) + " |"
+        )
     return "\n".join(lines)
 
 
