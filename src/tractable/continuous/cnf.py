@@ -75,7 +75,7 @@ class CNF(Transform):
               \int_0^T \lVert \partial f / \partial z \rVert_F^2 \,\mathrm{d}t
 
     as extra ODE states (the Frobenius norm by the same estimator as the trace) and stores their
-    batch means in :attr:`regularization` (``{"kinetic": ..., "jacobian": ...}``); the weights
+    batch means in ``self.regularization`` (``{"kinetic": ..., "jacobian": ...}``); the weights
     are applied by :func:`~tractable.continuous.rnode_penalty`.
 
     Args:

@@ -95,7 +95,8 @@ def build_gan(
         curriculum, fade: progressive growing for images (Karras et al. 2018): the steps at
             which each larger resolution starts to fade in over ``fade`` steps (28 x 28: two
             steps, from 7 x 7 to 14 x 14 and to 28 x 28), e.g. ``-o curriculum=[1000,2000]``.
-        Other arguments as for :class:`GAN`.
+
+    Other arguments as for :class:`GAN`.
     """
     event = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else tuple(shape)
     if loss not in LOSSES:

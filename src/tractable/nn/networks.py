@@ -25,7 +25,7 @@ def _hidden(hidden: Sequence[int]) -> tuple[int, ...]:
 
 
 class MLP(nn.Sequential):
-    r"""A multilayer perceptron ``in_features -> hidden... -> out_features``.
+    r"""A multilayer perceptron ``in_features -> *hidden -> out_features``.
 
     Example:
         >>> import torch, tractable as tr

@@ -285,8 +285,8 @@ class Run:
         .. math:: \ell(x) = \log p_Y(g(x)) + \log\lvert\det J_g(x)\rvert
                   - [\text{dequantized}]\, D \log L
 
-        with :math:`g` the run's preprocessing (:meth:`tractable.data.Preprocessor.
-        log_likelihood`, dequantized with a generator seeded by ``seed``), so that
+        with :math:`g` the run's preprocessing (:meth:`tractable.data.Preprocessor.log_likelihood`,
+        dequantized with a generator seeded by ``seed``), so that
         ``-mean(ℓ)`` over a split is that split's NLL in ``metrics.json``.
         """
         if not isinstance(x, Tensor):

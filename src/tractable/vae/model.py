@@ -181,7 +181,7 @@ class VAE(nn.Module):
 
     @property
     def beta(self) -> float:
-        r"""The KL weight: :math:`\min(1, t/N)` under warm-up, else the value set by hand (1)."""
+        r"""The KL weight, :math:`\min(1, t/N)` under warm-up, else the value set by hand (1)."""
         if self.warmup > 0:
             return min(1.0, int(self.step) / self.warmup)
         return self._beta
