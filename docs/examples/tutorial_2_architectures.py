@@ -158,7 +158,7 @@ fig.tight_layout()
 # layer; that is why coupling flows (RealNVP, Glow) are used where both directions matter.
 #
 # Coupling, autoregressive and splines on the same data
-# ----------------------------------------------------
+# -----------------------------------------------------
 # Same budget for each (500 steps of 256, Adam at 5e-3) on ``checkerboard``, whose sharp-edged
 # squares are hard for smooth affine maps. Splines, monotone rational-quadratic maps with
 # learned knots, bend more per layer.

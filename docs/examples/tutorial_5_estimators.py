@@ -165,7 +165,7 @@ for kk in ks:
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.errorbar(ks, [b - float(truth[0]) for b, _ in bounds], yerr=[2 * s for _, s in bounds],
-            fmt="o-", capsize=3, label=r"$\mathcal{L}_k - \log p(x)$ ($\pm 2$ s.e.)")
+            fmt="o-", capsize=3, label=r"$L_k - \log p(x)$ ($\pm 2$ s.e.)")
 ax.axhline(0, color="black", lw=0.8, label=r"$\log p(x)$ (exact)")
 ax.set_xscale("log")
 ax.set_xlabel("samples k")
@@ -195,7 +195,7 @@ ax.plot(out["k"], out["predicted"], "--", label=r"delta method $-\bar\rho/(2k)$"
 ax.axhline(0, color="black", lw=0.8)
 ax.set_xscale("log")
 ax.set_xlabel("samples k")
-ax.set_ylabel(r"$\mathbb{E}[\log \hat p_k] - \log p(x)$")
+ax.set_ylabel(r"$E[\log \hat p_k] - \log p(x)$")
 ax.set_title("the log of an average is biased low")
 ax.legend()
 fig.tight_layout()
