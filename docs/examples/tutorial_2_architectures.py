@@ -30,6 +30,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import LogNorm
 from torch.autograd.functional import jacobian
 
 import tractable as tr
@@ -64,16 +65,19 @@ layers = {
     "FFJORD\n(continuous time)": lambda v: cnf.transform(v),
 }
 jacobians = {name: layer_jacobian(t, x0) for name, t in layers.items()}
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.9), layout="constrained")
+cmap = plt.get_cmap("viridis").copy()
+cmap.set_bad("white")  # entries that are exactly zero
 for ax, (name, J) in zip(axes, jacobians.items(), strict=True):
-    ax.imshow(J.abs().numpy(), cmap="Greys")
+    magnitude = np.ma.masked_equal(J.abs().numpy(), 0.0)
+    image = ax.imshow(magnitude, cmap=cmap, norm=LogNorm(vmin=1e-4, vmax=10))
     ax.set_title(name, fontsize=10)
     ax.set_xlabel(r"input $x_j$")
     ax.set_xticks(range(D))
     ax.set_yticks(range(D))
 axes[0].set_ylabel(r"output $z_i$")
-fig.suptitle(r"$|\partial z_i / \partial x_j|$ of one layer, D = 8 (white: exactly zero)")
-fig.tight_layout()
+fig.colorbar(image, ax=axes, shrink=0.8, label=r"$|\partial z_i / \partial x_j|$")
+fig.suptitle(r"The Jacobian of one layer, D = 8 (white: exactly zero; colour: log scale)")
 
 for name, J in jacobians.items():
     zeros = int((J == 0).sum())

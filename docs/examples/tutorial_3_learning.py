@@ -82,9 +82,8 @@ for (direction, name), q in fits.items():
     left, right = mode_mass(q)
     z = tr.variational.estimate_log_z(q, target, n=10_000, seed=1)
     rows[(direction, name)] = (left, right, z)
-    print(f"{direction:10s} {name:8s}: mass left {left:.3f}, right {right:.3f}; "
-          f"ELBO {z.elbo:+.3f} ± {z.elbo_se:.3f}, log Z {z.log_z:+.3f} ± {z.log_z_se:.3f}, "
-          f"ESS {100 * z.ess_fraction:.1f}%")
+    print(f"{direction} {name}: mass {left:.3f} | {right:.3f}; ELBO {z.elbo:.3f} ± {z.elbo_se:.3f};"
+          f" log Z {z.log_z:.3f} ± {z.log_z_se:.3f}; ESS {100 * z.ess_fraction:.0f}%")
 
 # %%
 # The Gaussians show the textbook picture. Fitted by the forward KL, the Gaussian covers both
