@@ -148,6 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = True
     for name in ("model", "data", "out", "config", "resume", "data_root"):
         _given(args, name, f"--{name.replace('_', '-')}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: expected an int >= 1, got {args.threads}")
     if args.resume is not None:
         ignored = [f for f in ("model", "data", "out", "config", "batch_size", "lr", "seed")
                    if getattr(args, f) is not None]  # fmt: skip
@@ -157,7 +159,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume: continues a run with its own settings; {', '.join(flags)} would be "
                 "ignored (only --steps applies)"
             )
-        metrics = runs.continue_run(args.resume, steps=args.steps, progress=progress)
+        metrics = runs.continue_run(
+            args.resume, steps=args.steps, progress=progress, threads=args.threads
+        )
         run_dir = args.resume
     else:
         cfg = _read_config(args.config) if args.config is not None else {}
@@ -193,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--train-size: expected an int >= 1, got {settings['n']}")
         if not math.isfinite(settings["lr"]) or settings["lr"] <= 0:
             raise ValueError(f"--lr: expected a finite number > 0, got {settings['lr']}")
-        metrics = runs.train_run(**settings, progress=progress)
+        metrics = runs.train_run(**settings, progress=progress, threads=args.threads)
         run_dir = metrics.get("run_dir")
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
@@ -219,6 +223,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if metrics.get("nonfinite_steps"):
         lines.append(f"skipped non-finite steps: {metrics['nonfinite_steps']}")
+    if metrics.get("threads") is not None:
+        timing = metrics.get("timing", {})
+        total = timing.get("total")
+        lines.append(
+            f"threads: {metrics['threads']} ({metrics.get('threads_reason')})"
+            + (f"; {total:.1f} s in all" if total is not None else "")
+        )
     for p in metrics.get("plots", []):
         lines.append(f"plot: {p}")
     _print(metrics, args.json, lines)
@@ -541,6 +552,13 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="trainer option, e.g. -t schedule=cosine -t patience=5",
+    )
+    t.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="intra-op threads (default: one for a small model or on a busy machine, else one "
+        "per core; OMP_NUM_THREADS is respected)",
     )
     t.add_argument("--json", action="store_true", help="print the metrics as JSON")
     t.set_defaults(func=cmd_train)

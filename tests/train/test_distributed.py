@@ -89,8 +89,8 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     assert json.loads((run_dir / "config.json").read_text())["world_size"] == 2
     steps = [json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
     summaries = [json.loads((out_dir / f"summary-{r}.json").read_text()) for r in (0, 1)]
-    for summary in summaries:
-        summary.pop("seconds")
+    # wall times differ between the ranks (and rank 1 writes no checkpoints); the rest must not
+    summaries = [{k: v for k, v in s.items() if not k.endswith("seconds")} for s in summaries]
     assert summaries[0] == summaries[1]
     assert summaries[0]["best_step"] > 10
     assert summaries[0]["stop_reason"] == "early_stopping"

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from ..train.serialization import atomic_write_json
 from .limits import build_checked
 from .run import Run, count_parameters, json_ready, read_run_config
 from .setup import Setup, from_config, prepare
+from .threads import choose_threads, forward_flops
 
 DEFAULT_MODEL = "maf"
 DEFAULT_DATA = "moons"
@@ -74,9 +77,16 @@ def train_run(
     conditional: bool = False,
     progress: bool = True,
     plots: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     r"""Train ``model`` on ``data`` into a new run directory; evaluate it on the validation and
-    test splits and write ``metrics.json`` (and plots). Returns the metrics."""
+    test splits and write ``metrics.json`` (and plots). Returns the metrics.
+
+    ``threads``: intra-op threads for the run (default: chosen by
+    :func:`~tractable.runs.threads.choose_threads`: one for a small model or a busy machine).
+    ``metrics.json`` records the choice and a ``timing`` split of the wall time (set-up,
+    training loop, final evaluation, plots)."""
+    started = time.perf_counter()
     setup = prepare(
         model,
         data,
@@ -102,17 +112,50 @@ def train_run(
         }
     )
     run_dir = Path(out) if out is not None else default_out(model, data)
-    return _train(setup, train_cfg, run_dir, progress=progress, plots=plots)
+    return _train(
+        setup, train_cfg, run_dir, progress=progress, plots=plots, threads=threads,
+        started=started,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def run_threads(
+    requested: int | None, net: torch.nn.Module, val: Any, batch_size: int
+) -> Iterator[dict[str, Any]]:
+    r"""Run the body with the chosen number of intra-op threads (restored afterwards); yields
+    ``{"threads", "threads_reason"}`` for ``metrics.json``."""
+    flops = None
+    if requested is None and val is not None:
+        flops = forward_flops(net, val if isinstance(val, tuple) else (val,), batch_size)
+    n, reason = choose_threads(requested, flops)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield {"threads": n, "threads_reason": reason}
+    finally:
+        torch.set_num_threads(before)
 
 
 def _train(
-    setup: Setup, train_cfg: TrainConfig, run_dir: Path, *, progress: bool, plots: bool
+    setup: Setup,
+    train_cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    progress: bool,
+    plots: bool,
+    threads: int | None = None,
+    started: float | None = None,
 ) -> dict[str, Any]:
+    started = time.perf_counter() if started is None else started
     torch.manual_seed(train_cfg.seed)
     net = build_checked(setup.model_config)
     train, val = setup.training_data()
     # one writer for the whole run: training and the final evaluation
-    with run_lock(run_dir) if is_main_process() else contextlib.nullcontext():
+    with (
+        run_lock(run_dir) if is_main_process() else contextlib.nullcontext(),
+        run_threads(threads, net, val, train_cfg.batch_size) as chosen,
+    ):
+        setup_seconds = time.perf_counter() - started
         summary = fit(
             net,
             train,
@@ -127,6 +170,7 @@ def _train(
         )
         if not is_main_process():
             return summary
+        summary = {**summary, **chosen, "setup_seconds": setup_seconds, "started": started}
         return finish_run(run_dir, summary, net, setup, plots=plots)
 
 
@@ -158,10 +202,15 @@ def mode_log(setup: Setup, n: int = 1000) -> LogExtra | None:
 
 
 def continue_run(
-    run_dir: str | Path, steps: int | None = None, progress: bool = True, plots: bool = True
+    run_dir: str | Path,
+    steps: int | None = None,
+    progress: bool = True,
+    plots: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     r"""Resume the run in ``run_dir`` exactly where its last checkpoint left it, up to ``steps``
-    steps in total (default: the run's own total)."""
+    steps in total (default: the run's own total); ``threads`` as for :func:`train_run`."""
+    started = time.perf_counter()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run_dir: {str(run_dir)!r} holds no run (no such directory)")
@@ -180,22 +229,29 @@ def continue_run(
                 "its config.json",
                 stacklevel=2,
             )
-            return _train(setup, train_cfg, run_dir, progress=progress, plots=plots)
+            return _train(
+                setup, train_cfg, run_dir, progress=progress, plots=plots, threads=threads,
+                started=started,
+            )  # fmt: skip
         net = build_checked(setup.model_config)
         train, val = setup.training_data()
-        summary = resume(
-            run_dir,
-            net,
-            train,
-            val,
-            batch_transform=setup.batch_transform(),
-            progress=progress,
-            steps=steps,
-            log_extra=mode_log(setup),
-        )
-        if not is_main_process():
-            return summary
-        return finish_run(run_dir, summary, net, setup, plots=plots)
+        batch_size = int(config["train"].get("batch_size", 1))
+        with run_threads(threads, net, val, batch_size) as chosen:
+            setup_seconds = time.perf_counter() - started
+            summary = resume(
+                run_dir,
+                net,
+                train,
+                val,
+                batch_transform=setup.batch_transform(),
+                progress=progress,
+                steps=steps,
+                log_extra=mode_log(setup),
+            )
+            if not is_main_process():
+                return summary
+            summary = {**summary, **chosen, "setup_seconds": setup_seconds, "started": started}
+            return finish_run(run_dir, summary, net, setup, plots=plots)
 
 
 def finish_run(
@@ -206,6 +262,8 @@ def finish_run(
     config = read_json(run_dir / "config.json")
     run = Run(run_dir, config, net.eval(), setup)
     metrics = dict(summary)
+    started = metrics.pop("started", None)
+    setup_seconds = metrics.pop("setup_seconds", None)
     metrics.update(
         model=run.name,
         data=setup.dataset.name,
@@ -213,14 +271,29 @@ def finish_run(
         train_seconds=summary.get("seconds"),
         likelihood=run.likelihood,
     )
+    t0 = time.perf_counter()
     if run.likelihood != "none":
         for split in ("val", "test"):
             metrics.update(run.estimate(split))
+    timing = {"setup": setup_seconds, "training": summary.get("seconds"),
+              "final_evaluation": time.perf_counter() - t0}  # fmt: skip
     metrics = json_ready(metrics)
     atomic_write_json(run_dir / "metrics.json", metrics)
     if plots:
+        t0 = time.perf_counter()
         with named_os_errors(run_dir):
             metrics["plots"] = [str(p) for p in run.plot()]
+        timing["plots"] = time.perf_counter() - t0
+    if started is not None:
+        timing["total"] = time.perf_counter() - started
+        steps_only = (timing["training"] or 0.0) - sum(
+            metrics.get(k) or 0.0 for k in ("validation_seconds", "checkpoint_seconds")
+        )
+        timing["overhead_fraction"] = 1.0 - steps_only / max(timing["total"], 1e-9)
+    metrics["timing"] = {k: (None if v is None else round(v, 3)) for k, v in timing.items()}
+    with named_os_errors(run_dir):
+        stored = {k: v for k, v in metrics.items() if k != "plots"}
+        atomic_write_json(run_dir / "metrics.json", json_ready(stored))
     return metrics
 
 

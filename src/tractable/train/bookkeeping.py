@@ -18,6 +18,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -84,9 +85,20 @@ class TrainState:
     # where this process took over (a resumed run's rate counts only its own steps)
     first_step: int = 0
     first_seconds: float = 0.0
+    # wall time of this process's validations and checkpoints (not saved: a timing report)
+    validation_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
 
 
 def validate(run: TrainState) -> None:
+    started = time.perf_counter()
+    try:
+        _validate(run)
+    finally:
+        run.validation_seconds += time.perf_counter() - started
+
+
+def _validate(run: TrainState) -> None:
     cfg, c = run.config, run.counters
     assert run.val is not None
     fn = run.val_loss_fn if run.val_loss_fn is not None else model_loss
@@ -183,6 +195,14 @@ def _duration(seconds: float) -> str:
 
 
 def checkpoint(run: TrainState, log: Any) -> None:
+    started = time.perf_counter()
+    try:
+        _checkpoint(run, log)
+    finally:
+        run.checkpoint_seconds += time.perf_counter() - started
+
+
+def _checkpoint(run: TrainState, log: Any) -> None:
     check_finite_run(run, "a checkpoint")
     rng = all_gather_objects(capture_globals(), run.ctx)  # a collective: every rank takes part
     if not run.ctx.is_main or run.run_dir is None:
@@ -240,6 +260,8 @@ def finish(run: TrainState) -> dict[str, Any]:
         "train_loss": c.last_loss,
         "nonfinite_steps": c.nonfinite_total,
         "seconds": round(c.seconds, 3),
+        "validation_seconds": round(run.validation_seconds, 3),
+        "checkpoint_seconds": round(run.checkpoint_seconds, 3),
         "restored_best": restored,
         "run_dir": str(run.run_dir) if run.run_dir is not None else None,
     }
