@@ -38,7 +38,7 @@ def vae_run(name, data="digits", **options):
     start = time.perf_counter()
     out = f"{root}/{name}"
     metrics = train_run(model="vae", data=data, steps=600, out=out, progress=False, plots=False,
-                        threads=1, options={"latent": 16, "hidden": [64], **options})
+                        options={"latent": 16, "hidden": [64], **options})
     seconds = time.perf_counter() - start
     print(f"{name:34s} test {metrics['test_bpd']:.3f} ± {metrics['test_bpd_se']:.3f} bits/dim "
           f"({metrics['test_estimator']}, k = {metrics['test_k']}), {seconds:4.1f} s")
