@@ -155,8 +155,9 @@ fig.tight_layout()
 
 # %%
 # Each direction is fast for one model and much slower for the other: the slow direction runs
-# each layer's network :math:`D = 16` times instead of once, and each of those passes also
-# pays Python's and PyTorch's fixed overhead, so the measured ratio is larger than :math:`D`.
+# each layer's network :math:`D = 16` times instead of once, so the ratio is of the order of
+# :math:`D` (the exact figure moves with the machine's load, as each pass also pays a fixed
+# overhead).
 # Coupling layers have no slow direction (both are one pass), at the price of leaving half the
 # coordinates unchanged in each
 # layer; that is why coupling flows (RealNVP, Glow) are used where both directions matter.
