@@ -239,6 +239,17 @@ def compare_runs(
             "et al. 2016); importance sampling is a consistent estimate (≈), in expectation also "
             "an upper limit"
         )
+    subsets = [
+        f"{Path(r['run_dir']).name}: {r['metrics']['test_rows']} of "
+        f"{r['metrics']['test_rows_of']}"
+        for r in rows
+        if r["metrics"].get("test_nll") is not None and r["metrics"].get("test_rows_of")
+    ]
+    if subsets:
+        notes.append(
+            "likelihood on a random subset of the test split (an estimator too costly for all "
+            f"of it; the ± covers the choice of examples): {'; '.join(subsets)}"
+        )
     if any(r["kind"] == "discrete" for r in rows):
         notes.append(
             "‡ discrete data: the NLL of the dequantized density, an upper bound on the discrete "
