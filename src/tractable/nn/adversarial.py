@@ -221,9 +221,14 @@ class ProgressiveGenerator(nn.Module):
             channels.append(layers[i].out_channels)
         last = layers[-2]  # the full-resolution block: up-sample without the pixel projection
         mid = max(channels[-1] // 2, 1)
+        # Nearest up-sampling and a 3x3 convolution, as Karras et al. (2018) grow their
+        # networks: a stride-2 transposed convolution followed only by the 1x1 pixel
+        # projection cannot smooth its uneven overlap, and the grown runs showed its
+        # checkerboard (Odena et al. 2016) as a dot grid on every sample.
         self.blocks.append(
             nn.Sequential(
-                nn.ConvTranspose2d(last.in_channels, mid, 4, stride=2, padding=1),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(last.in_channels, mid, 3, padding=1),
                 nn.BatchNorm2d(mid),
                 nn.ReLU(),
             )
