@@ -71,6 +71,9 @@ def test_a_run_records_its_threads_and_where_its_time_went(tmp_path: Path) -> No
     assert parts <= t["total"] + 1e-2 and t["total"] - parts < 0.5 * t["total"]
     assert 0.0 < t["overhead_fraction"] < 1.0
     assert 0.0 <= stored["validation_seconds"] <= t["training"]
+    assert 0.0 < stored["step_seconds"] <= t["training"]
+    share = 1 - stored["step_seconds"] / t["total"]
+    assert t["overhead_fraction"] == pytest.approx(share, abs=2e-3)
     assert "plots" not in stored  # the plot list is printed, not stored
 
 

@@ -286,9 +286,9 @@ def finish_run(
         timing["plots"] = time.perf_counter() - t0
     if started is not None:
         timing["total"] = time.perf_counter() - started
-        steps_only = (timing["training"] or 0.0) - sum(
-            metrics.get(k) or 0.0 for k in ("validation_seconds", "checkpoint_seconds")
-        )
+        # everything but the optimisation steps of this process: imports aside, the run's
+        # set-up, validations, checkpoints, logging, the final evaluation and the plots
+        steps_only = float(metrics.get("step_seconds") or 0.0)
         timing["overhead_fraction"] = 1.0 - steps_only / max(timing["total"], 1e-9)
     metrics["timing"] = {k: (None if v is None else round(v, 3)) for k, v in timing.items()}
     with named_os_errors(run_dir):

@@ -88,6 +88,7 @@ class TrainState:
     # wall time of this process's validations and checkpoints (not saved: a timing report)
     validation_seconds: float = 0.0
     checkpoint_seconds: float = 0.0
+    step_seconds: float = 0.0  # the optimisation steps alone: batch, forward, backward, update
 
 
 def validate(run: TrainState) -> None:
@@ -262,6 +263,7 @@ def finish(run: TrainState) -> dict[str, Any]:
         "seconds": round(c.seconds, 3),
         "validation_seconds": round(run.validation_seconds, 3),
         "checkpoint_seconds": round(run.checkpoint_seconds, 3),
+        "step_seconds": round(run.step_seconds, 3),
         "restored_best": restored,
         "run_dir": str(run.run_dir) if run.run_dir is not None else None,
     }

@@ -431,6 +431,7 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
     try:
         stop = stopping.enter_context(deferred_stop(enabled=not ctx.enabled))
         while c.step < cfg.steps and c.stop_reason is None:
+            step_started = time.perf_counter()
             # The next global batch, identical on every rank; each rank keeps its own slice.
             if c.batch_in_epoch == per_epoch:
                 c.epoch, c.batch_in_epoch = c.epoch + 1, 0
@@ -489,6 +490,7 @@ def _loop(run: TrainState, saved_at: int | None) -> dict[str, Any]:
                     )  # fmt: skip
             c.step += 1
             c.last_grad_norm = grad_norm
+            run.step_seconds += time.perf_counter() - step_started
 
             # Validation, early stopping, logging, checkpoints.
             evaluated = run.val is not None and (
