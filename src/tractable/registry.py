@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,7 +200,33 @@ def model_config(
         "shape": [int(s) for s in shape],
         "context": int(context),
         "options": options,
+        "defaults": builder_defaults(name),
     }
+
+
+def builder_defaults(name: str) -> dict[str, Any]:
+    r"""The builder's default for every option that has a JSON value, recorded in a run's
+    config so that the run rebuilds the same model after a later release changes a default
+    (options the user gave take precedence).
+
+    Example:
+        >>> builder_defaults("maf")["transforms"]
+        5
+    """
+    entry = get_entry(name)
+    sig = inspect.signature(entry.builder())
+    out: dict[str, Any] = {}
+    for option in entry.option_names():
+        value = sig.parameters[option].default
+        if value is inspect.Parameter.empty:
+            continue
+        value = list(value) if isinstance(value, tuple) else value
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        out[option] = value
+    return out
 
 
 def build_model(config: dict[str, Any]) -> nn.Module:
@@ -208,7 +235,10 @@ def build_model(config: dict[str, Any]) -> nn.Module:
         raise ValueError(f"config: expected a dict with 'model' and 'shape', got {config!r}")
     entry = get_entry(config["model"])
     shape = tuple(int(s) for s in config["shape"])
-    options = dict(config.get("options", {}))
+    # the defaults recorded when the run was made (older runs have none), under the options
+    known = set(entry.option_names())
+    recorded = {k: v for k, v in dict(config.get("defaults") or {}).items() if k in known}
+    options = {**recorded, **dict(config.get("options", {}))}
     context = int(config.get("context", 0))
     if context:
         options["context"] = context
@@ -217,4 +247,13 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     return entry.builder()(math.prod(shape), **options)
 
 
-__all__ = ["INPUTS", "MODELS", "Entry", "build_model", "get_entry", "model_config", "model_names"]
+__all__ = [
+    "INPUTS",
+    "MODELS",
+    "Entry",
+    "build_model",
+    "builder_defaults",
+    "get_entry",
+    "model_config",
+    "model_names",
+]
