@@ -312,6 +312,7 @@ def _eval_samples(args: argparse.Namespace) -> int:
     if args.split == "train":
         raise ValueError("--split: sample metrics compare with a held-out split, 'test' or 'val'")
     run = Run.load(args.run_dir)
+    sampling = run.configure_sampling(_pairs(args.sample_option, "--sample-option"))
     writable = run.note is None and os.access(run.dir, os.W_OK)
     if not writable and run.note is None:
         import warnings
@@ -340,7 +341,15 @@ def _eval_samples(args: argparse.Namespace) -> int:
             if writable:
                 stored = dict(run.metrics().get("sample_metrics", {}))
                 _record(run, {"sample_metrics": {**stored, "pluralistic": value}})
-    _print(result, args.json, summary_lines(result))
+    if sampling:
+        result["sampling"] = sampling
+        if writable:
+            stored = dict(run.metrics().get("sample_metrics", {}))
+            _record(run, {"sample_metrics": {**stored, "sampling": sampling}})
+    lines = summary_lines(result)
+    if sampling:
+        lines.append("sampling: " + ", ".join(f"{k}={v}" for k, v in sampling.items()))
+    _print(result, args.json, lines)
     return 0
 
 
@@ -351,6 +360,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"-n: expected an int >= 1, got {args.n}")
     _given(args, "out", "--out")
     run = Run.load(args.run_dir)
+    run.configure_sampling(_pairs(args.sample_option, "--sample-option"))
     try:
         x, out = write_samples(run, args.n, args.temperature, args.out, args.seed)
     except OSError as err:
@@ -602,6 +612,13 @@ def parser() -> argparse.ArgumentParser:
         help="image features for fid/kid/prd/is (default auto: the cached classifier)",
     )
     e.add_argument("--seed", type=int, default=0, help="seed of the samples (--metrics)")
+    e.add_argument(
+        "--sample-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a sampling setting for --metrics that leaves the weights alone, e.g. a DDPM's "
+        "--sample-option sampler=ddim --sample-option sample_steps=100",
+    )
     e.add_argument("--features-dir", help="folder of cached feature classifiers")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
@@ -612,6 +629,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="file.npy or file.png (default RUN_DIR/samples.npy)")
+    s.add_argument(
+        "--sample-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a sampling setting that leaves the weights alone, e.g. a DDPM's "
+        "--sample-option sampler=ddim --sample-option sample_steps=100",
+    )
     s.set_defaults(func=cmd_sample)
 
     pl = sub.add_parser("plot", help="write a run's plots")

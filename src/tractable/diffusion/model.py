@@ -546,6 +546,25 @@ class DDPM(nn.Module):
                 y = y + temperature * sigma * torch.randn_like(y)
         return y
 
+    sampling_options: tuple[str, ...] = ("sampler", "sample_steps", "eta")
+
+    def configure_sampling(
+        self, sampler: str | None = None, sample_steps: int | None = None, eta: float | None = None
+    ) -> None:
+        r"""Change how :meth:`sample` draws, without touching the weights (e.g. DDIM with 100
+        steps for a model trained with ancestral sampling's :math:`T = 1000`; Song et al.
+        2021). Arguments left ``None`` keep their values."""
+        if sampler is not None:
+            if sampler not in SAMPLERS:
+                raise ValueError(f"sampler: expected one of {SAMPLERS}, got {sampler!r}")
+            self.sampler = sampler
+        if sample_steps is not None:
+            self.sample_steps = check_positive_int(sample_steps, "sample_steps")
+        if eta is not None:
+            if isinstance(eta, bool) or not isinstance(eta, int | float) or not eta >= 0:
+                raise ValueError(f"eta: expected a float >= 0, got {eta!r}")
+            self.eta = float(eta)
+
     def extra_log(self) -> dict[str, float]:
         r"""Nothing beside the loss."""
         return {}

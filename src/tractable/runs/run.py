@@ -366,6 +366,22 @@ class Run:
             torch.manual_seed(EVAL_SEED)
             return dict(diagnose(y))
 
+    def configure_sampling(self, options: dict[str, Any]) -> dict[str, Any]:
+        r"""Set the model's sampling settings that leave its weights alone (a DDPM's
+        ``sampler``, ``sample_steps``, ``eta``), as the model declares them in
+        ``sampling_options``; returns what was set. A model without such settings refuses
+        any."""
+        allowed = tuple(getattr(self.model, "sampling_options", ()))
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"sample options: {self.entry.family} runs take "
+                f"{', '.join(allowed) if allowed else 'none'}; got {', '.join(unknown)}"
+            )
+        if options:
+            self.model.configure_sampling(**options)
+        return dict(options)
+
     # -- samples ------------------------------------------------------------------------------
     def sample(
         self, n: int, *, temperature: float = 1.0, seed: int = 0, per_class: bool = True
