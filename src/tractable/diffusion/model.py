@@ -208,6 +208,8 @@ class DDPM(nn.Module):
         )
         a_bar = schedules.discrete(schedule, self.steps)
         self.register_buffer("alpha_bar", a_bar.to(torch.get_default_dtype()), persistent=False)
+        # the exact trace costs D vector-Jacobian products per evaluation: Hutchinson above 64
+        divergence = "exact" if math.prod(self.event_shape) <= 64 else "hutchinson"
         self.cnf = CNF(
             ProbabilityFlowField(net, schedule),
             solver=solver,
@@ -215,7 +217,8 @@ class DDPM(nn.Module):
             rtol=rtol,
             steps=ode_steps,
             adjoint=False,
-            divergence="exact" if math.prod(self.event_shape) <= 64 else "hutchinson",
+            divergence=divergence,
+            eval_divergence=divergence,
         )
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
