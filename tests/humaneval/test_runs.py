@@ -60,3 +60,21 @@ def test_human_eval_on_trained_runs(tmp_path: Path) -> None:
     ).stdout  # fmt: skip
     assert "1 rater session(s)" in out and "maf" in out and "vae" in out
     print(out)
+
+
+def test_flat_and_image_runs_of_one_dataset_are_rated_together(tmp_path: Path) -> None:
+    from tractable.humaneval import pool_from_runs
+
+    flat = _train(tmp_path / "maf", "maf", {"hidden": [8], "transforms": 1})  # (64,) vectors
+    image = tmp_path / "glow"
+    runs.train_run(model="glow", data="digits", steps=2, batch_size=32, n=128, out=image,
+                   options={"levels": 1, "depth": 1, "hidden": 8}, progress=False,
+                   plots=False)  # fmt: skip
+    names = pool_from_runs([flat, image], tmp_path / "he.sqlite", n=4)
+    assert names == ["maf", "glow"]
+    other = tmp_path / "moons"
+    runs.train_run(model="maf", data="moons", steps=2, n=128, batch_size=32, out=other,
+                   progress=False,
+                   options={"hidden": [4], "transforms": 1}, plots=False)  # fmt: skip
+    with pytest.raises(ValueError, match="rate runs of one dataset"):
+        pool_from_runs([flat, other], tmp_path / "other.sqlite", n=4)

@@ -34,12 +34,19 @@ def pool_from_runs(
     side = math.isqrt(shape[0]) if len(shape) == 1 else 0
     if len(shape) != 3 and side * side != (shape[0] if shape else -1):
         raise ValueError(f"run_dirs: {str(first.dir)!r} is not an image run (shape {shape})")
-    as_images = (lambda x: x.reshape(len(x), 1, side, side)) if len(shape) == 1 else (lambda x: x)
+    image_shape = tuple(shape) if len(shape) == 3 else (1, side, side)
+
+    def as_images(x: torch.Tensor) -> torch.Tensor:
+        # a run of flattened images (a VAE's 784 inputs) and one of (1, 28, 28) show alike
+        return x.reshape(len(x), *image_shape)
+
     for run in runs[1:]:
-        if run.data_name != first.data_name or run.data_shape != first.data_shape:
+        same_pixels = math.prod(run.data_shape) == math.prod(shape)
+        if run.data_name != first.data_name or not same_pixels:
             raise ValueError(
-                f"run_dirs: {str(run.dir)!r} was trained on {run.data_name!r}, "
-                f"{str(first.dir)!r} on {first.data_name!r}; rate runs of one dataset"
+                f"run_dirs: {str(run.dir)!r} was trained on {run.data_name!r} "
+                f"{tuple(run.data_shape)}, {str(first.dir)!r} on {first.data_name!r} "
+                f"{tuple(shape)}; rate runs of one dataset"
             )
     with torch.no_grad():
         generated = {
