@@ -18,11 +18,15 @@ One process, one intra-op thread, rounds alternating the three trainings on the 
 Reported per run: the test NLL (nats) with its standard error over the 5,000 test points, the
 paired excess over the true mixture density on the same points (mean and s.e. of
 :math:`\log p_\text{true}(x) - \log p_\text{model}(x)`; the true density scores 2.853 on this
-test split, the entropy is 2.838), and the training wall time: the trainer's clock
+test split, the entropy is 2.838), and the training time: wall, the trainer's clock
 (``train_seconds``: steps, validations and the mode-coverage samples at each validation) for
-ours, the loop's clock for torchcfm (no validation). The load average is read before and after
-each run. With ``--ddpm``, also DDPM on 8gaussians and moons (``tractable train --model ddpm
---steps 8000 -t schedule=cosine``): the test bound (``--estimator elbo``) and the ODE NLL
+ours, the loop's clock for torchcfm (no validation); and the process's CPU time of the same
+span (ours: that of the whole ``train_run`` less that of its final evaluation, measured by
+doing the evaluation again), which moves much less with the machine's load than the wall
+clock. Within a round NSF and flow matching swap places every other round (ABBA), so a drift
+of the load favours neither. The load average is read before and after each run. With
+``--ddpm``, also DDPM on 8gaussians and moons (``tractable train --model ddpm --steps 8000
+-t schedule=cosine``): the test bound (``--estimator elbo``) and the ODE NLL
 (``--estimator exact``) with their standard errors, and the paired difference bound - ODE.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/flow_matching.py --ddpm \
@@ -124,7 +128,7 @@ def run_ours(model: str, data: str, command: dict[str, Any], seed: int, root: Pa
     r"""Train through the CLI's Python path; the test NLL as ``tractable eval`` gives it, and
     per-example values for the paired excess."""
     out = root / f"{model}-{data}-seed{seed}"
-    before, start = load(), time.perf_counter()
+    before, start, cpu = load(), time.perf_counter(), time.process_time()
     metrics = train_run(
         model,
         data,
@@ -139,8 +143,14 @@ def run_ours(model: str, data: str, command: dict[str, Any], seed: int, root: Pa
         plots=False,
         threads=1,
     )
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
+    after = load()
     run = Run.load(out)
+    # the final evaluation's CPU time, by doing it again: training's is the rest
+    cpu_eval = time.process_time()
+    run.estimate("val")
+    run.estimate("test")
+    cpu_eval = time.process_time() - cpu_eval
     log_p, kind = run.log_likelihood(test)
     res = summarise(log_p, true)
     # the figure metrics.json holds (the same estimator): a check on the per-example values
@@ -150,13 +160,14 @@ def run_ours(model: str, data: str, command: dict[str, Any], seed: int, root: Pa
         kind=kind,
         train_seconds=metrics["train_seconds"],
         seconds_with_evaluation=total,
+        train_cpu_seconds=cpu - cpu_eval,
         best_step=metrics.get("best_step"),
         validation_seconds=metrics.get("validation_seconds"),
         checkpoint_seconds=metrics.get("checkpoint_seconds"),
         threads=metrics.get("threads"),
         params=metrics["params"],
         load_before=before,
-        load_after=load(),
+        load_after=after,
         run_dir=str(out),
     )
     return res
@@ -196,7 +207,7 @@ def run_torchcfm(command: dict[str, Any], seed: int, train: torch.Tensor, test: 
     steps, batch, lr = command["steps"], command["batch_size"], command["lr"]
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     per_epoch = train.shape[0] // batch
-    before, start = load(), time.perf_counter()
+    before, start, cpu = load(), time.perf_counter(), time.process_time()
     net.train()
     for step in range(steps):
         epoch, i = divmod(step, per_epoch)
@@ -219,7 +230,7 @@ def run_torchcfm(command: dict[str, Any], seed: int, train: torch.Tensor, test: 
         loss = (net(xt, t) - ut).pow(2).sum(1).mean()
         loss.backward()
         opt.step()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     after = load()
     if average is not None:
         with torch.no_grad():
@@ -231,6 +242,7 @@ def run_torchcfm(command: dict[str, Any], seed: int, train: torch.Tensor, test: 
                            range(0, test.shape[0], 1024)]).double()  # fmt: skip
     res = summarise(log_p, true)
     res.update(seed=seed, matcher=PEERS[peer], kind="exact", train_seconds=seconds,
+               train_cpu_seconds=cpu,
                load_before=before,
                load_after=after, params=sum(p.numel() for p in net.parameters()))  # fmt: skip
     return res
@@ -330,21 +342,23 @@ def main() -> None:
 
         result["torchcfm"] = {"version": torchcfm.__version__,
                               "matchers": {k: PEERS[k] for k in peers}}  # fmt: skip
-    for seed in [] if args.ddpm_only else args.seeds:
-        r = run_ours("nsf", DATA, nsf, seed, root, test, true)
-        result["runs"]["nsf"].append(r)
-        print("nsf", json.dumps(r), flush=True)
-        r = run_ours("flow-matching", DATA, fm, seed, root, test, true)
-        result["runs"]["flow-matching"].append(r)
-        print("flow-matching", json.dumps(r), flush=True)
+    for i, seed in enumerate([] if args.ddpm_only else args.seeds):
+        pair = [("nsf", nsf), ("flow-matching", fm)]
+        for model, command in pair if i % 2 == 0 else pair[::-1]:
+            r = run_ours(model, DATA, command, seed, root, test, true)
+            result["runs"][model].append(r)
+            print(model, json.dumps(r), flush=True)
         for peer in peers:
             r = run_torchcfm(fm, seed, train, test, true, peer)
             result["runs"][f"torchcfm-{peer}"].append(r)
             print(f"torchcfm-{peer}", json.dumps(r), flush=True)
     # wall-time ratios within each round (the runs of one round are adjacent in time)
     rounds = zip(result["runs"]["nsf"], result["runs"]["flow-matching"], strict=False)
+    rounds = list(rounds)
     result["fm_over_nsf_train_seconds"] = [f["train_seconds"] / n["train_seconds"]
                                            for n, f in rounds]  # fmt: skip
+    result["fm_over_nsf_train_cpu_seconds"] = [f["train_cpu_seconds"] / n["train_cpu_seconds"]
+                                               for n, f in rounds]  # fmt: skip
     if args.ddpm or args.ddpm_only:
         result["ddpm"] = ddpm_rows(ddpm, args.seeds[:1], root)
     result["load_end"] = load()
