@@ -186,3 +186,17 @@ def test_markdown_escapes_a_pipe_in_a_header(base: Path, tmp_path: Path) -> None
     assert "test NLL \\| class (nats) ↓" in header
     assert len(_split(header)) == len(res["columns"]) + 1  # one cell per column
     assert _cells(md, "test NLL \\| class (nats) ↓")["c"].startswith("1.5000")
+
+
+def test_flat_and_image_views_of_one_dataset_are_one_group(base: Path, tmp_path: Path) -> None:
+    # the same data seen as (C, H, W) images by one model and flat by another: one group,
+    # no "different datasets" warning; a different seed still makes another group
+    image = _copy(base, tmp_path / "image")
+    config = json.loads((image / "config.json").read_text())
+    config["data"]["dataset"]["options"] = {**config["data"]["dataset"]["options"], "image": True}
+    (image / "config.json").write_text(json.dumps(config))
+    rows = [report.compare.load_row(p) for p in (base, image)]
+    assert rows[0]["group"] == rows[1]["group"]
+    config["data"]["dataset"]["seed"] = 7
+    (image / "config.json").write_text(json.dumps(config))
+    assert report.compare.load_row(image)["group"] != rows[0]["group"]

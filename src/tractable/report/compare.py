@@ -62,7 +62,9 @@ def load_row(run_dir: Path) -> dict[str, Any]:
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     dataset = config["data"]["dataset"]
     model = config["model"]["model"]
-    group = json.dumps([dataset.get("source"), dataset.get("seed"), dataset.get("options")])
+    # the same data whether a model sees it as flat vectors or as (C, H, W) images
+    options = {k: v for k, v in (dataset.get("options") or {}).items() if k != "image"}
+    group = json.dumps([dataset.get("source"), dataset.get("seed"), options])
     entry = get_entry(model)
     conditional = bool(config["data"].get("conditional"))
     if conditional and "test_nll_conditional" not in metrics and "test_nll" in metrics:
