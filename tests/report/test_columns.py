@@ -200,3 +200,16 @@ def test_flat_and_image_views_of_one_dataset_are_one_group(base: Path, tmp_path:
     config["data"]["dataset"]["seed"] = 7
     (image / "config.json").write_text(json.dumps(config))
     assert report.compare.load_row(image)["group"] != rows[0]["group"]
+
+
+def test_a_run_with_only_the_trainers_summary_shows_its_size_and_time(
+    base: Path, tmp_path: Path
+) -> None:
+    # the final evaluation of a costly run was stopped: metrics.json holds the fit summary
+    cut = _copy(base, tmp_path / "cut")
+    stored = json.loads((cut / "metrics.json").read_text())
+    full = report.compare.load_row(base)["metrics"]
+    summary = {k: v for k, v in stored.items() if k not in ("params", "train_seconds")}
+    (cut / "metrics.json").write_text(json.dumps(summary))
+    row = report.compare.load_row(cut)["metrics"]
+    assert row["params"] == full["params"] and row["train_seconds"] == stored["seconds"]
