@@ -381,3 +381,26 @@ def test_without_max_seconds_the_run_completes() -> None:
     cfg = TrainConfig(steps=12, batch_size=16, lr=0.05, eval_every=4)
     out = fit(Toy(data_init=False), train, val, cfg, progress=False)
     assert out["stop_reason"] == "completed" and out["steps"] == 12
+
+
+class _NoisyLoss(torch.nn.Module):
+    r"""A loss that draws random numbers (as flow matching and diffusion do) and a weight
+    whose gradient is zero, so the weights never change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        return 0.0 * self.w + torch.rand(batch.shape[0]).mean()
+
+
+def test_validation_draws_the_same_noise_every_time(tmp_path: Path) -> None:
+    x = torch.randn(64, 2)
+    cfg = TrainConfig(steps=12, batch_size=16, lr=0.01, eval_every=3, log_every=1)
+    out = fit(_NoisyLoss(), x, x[:32], cfg, tmp_path / "run", progress=False)
+    evals = [r["val_loss"] for r in _log(tmp_path / "run") if "val_loss" in r]
+    train = [r["loss"] for r in _log(tmp_path / "run") if "loss" in r]
+    assert len(evals) == 4 and len(set(evals)) == 1  # unchanged weights, unchanged score
+    assert len(set(train)) > 1  # training still draws fresh noise
+    assert out["best_step"] == 3  # no later evaluation "improves" on noise

@@ -43,6 +43,8 @@ from .updates import optimizer_state
 ValLossFn = Callable[[nn.Module, Batch], Tensor]
 LogExtra = Callable[[nn.Module, int], Mapping[str, float]]
 
+VALIDATION_SEED = 20_240_601  # the random draws of every validation loss
+
 
 @dataclass
 class Counters:
@@ -104,7 +106,14 @@ def _validate(run: TrainState) -> None:
     assert run.val is not None
     fn = run.val_loss_fn if run.val_loss_fn is not None else model_loss
     val = run.val
-    loss = guarded_loss(lambda: evaluate_loss(run.model, val, cfg.val_batch_size, fn, run.ctx), val)
+    # The same random draws at every validation (a flow-matching or diffusion loss samples
+    # times and noise, a VAE's its latents), so that evaluations differ only by the weights
+    # and the best one is chosen on them, not on noise; the training stream is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(VALIDATION_SEED)
+        loss = guarded_loss(
+            lambda: evaluate_loss(run.model, val, cfg.val_batch_size, fn, run.ctx), val
+        )
     val_loss = math.nan if loss is None else loss
     c.last_val = val_loss
     if not math.isfinite(val_loss):
