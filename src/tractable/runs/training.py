@@ -286,6 +286,11 @@ def finish_run(
         timing["plots"] = time.perf_counter() - t0
     if started is not None:
         timing["total"] = time.perf_counter() - started
+        # the trainer's own start and finish (config, step-0 checkpoint, final weights) and
+        # the metrics' writes: what the named parts leave
+        timing["other"] = timing["total"] - sum(
+            v for k, v in timing.items() if k != "total" and v is not None
+        )
         # everything but the optimisation steps of this process: imports aside, the run's
         # set-up, validations, checkpoints, logging, the final evaluation and the plots
         steps_only = float(metrics.get("step_seconds") or 0.0)
