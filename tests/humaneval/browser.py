@@ -83,7 +83,6 @@ def rate_one(driver, use_keys: bool = False) -> tuple[str, str] | None:  # noqa:
     r"""Answer the shown item as the scripted rater; ``(task, choice)`` or ``None`` when done."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait_item(driver)
@@ -111,5 +110,22 @@ def rate_one(driver, use_keys: bool = False) -> tuple[str, str] | None:  # noqa:
         driver.find_element(By.TAG_NAME, "body").send_keys(key)
     else:
         button.click()
-    WebDriverWait(driver, 10).until(ec.staleness_of(button))
+    WebDriverWait(driver, 10).until(lambda _: _detached(button))
     return task, choice
+
+
+def _detached(element) -> bool:  # noqa: ANN001
+    r"""Whether the page holding ``element`` has been replaced. Chromium reports a node of a
+    page being swapped out either as stale or, during the swap, as one that "does not belong to
+    the document"; both mean the answer was taken and the next item is loading."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as err:
+        if "does not belong to the document" in str(err):
+            return True
+        raise
+    return False
