@@ -103,3 +103,14 @@ def test_forward_flops_agrees_with_torchs_operator_count() -> None:
             twin.loss(x[:8])
         expected = reference.get_total_flops() * x.shape[0] / 8
         assert ours == pytest.approx(expected, rel=0.05), config["model"]
+
+
+def test_batched_products_count_each_batch_once() -> None:
+    from tractable.runs.threads import _ProductCounter
+
+    a, b = torch.randn(3, 4, 5), torch.randn(3, 5, 6)
+    with _ProductCounter() as counter:
+        torch.bmm(a, b)
+        a @ b
+        torch.nn.functional.linear(torch.randn(7, 5), torch.randn(2, 5))
+    assert counter.flops == 2 * (2 * 3 * 4 * 5 * 6) + 2 * 7 * 5 * 2

@@ -85,12 +85,11 @@ def forward_flops(
         return None
 
 
-def _matmul_flops(a: torch.Tensor, b: torch.Tensor) -> float:
-    if a.dim() == 0 or b.dim() == 0:
+def _matmul_flops(a: torch.Tensor, out: object) -> float:
+    # one multiply-add per output element and per term of the contracted dimension
+    if not isinstance(out, torch.Tensor) or a.dim() == 0:
         return 0.0
-    k = a.shape[-1]
-    n = b.shape[-1] if b.dim() > 1 else 1
-    return 2.0 * (a.numel() / k) * k * n * (b.numel() / (b.shape[-2] * n) if b.dim() > 2 else 1)
+    return 2.0 * out.numel() * a.shape[-1]
 
 
 class _ProductCounter(TorchFunctionMode):
@@ -117,9 +116,9 @@ class _ProductCounter(TorchFunctionMode):
             return 2.0 * (x.numel() / x.shape[-1]) * w.numel()
         if func in (torch.matmul, torch.mm, torch.bmm, torch.Tensor.matmul,
                     torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm):  # fmt: skip
-            return _matmul_flops(args[0], args[1])
+            return _matmul_flops(args[0], out)
         if func in (torch.addmm, torch.baddbmm):
-            return _matmul_flops(args[1], args[2])
+            return _matmul_flops(args[1], out)
         if func in (F.conv1d, F.conv2d, F.conv3d):
             # the weight holds C_out x C_in / groups x kernel: one multiply-add each per
             # output position
