@@ -60,14 +60,12 @@ def load_row(run_dir: Path) -> dict[str, Any]:
             f"'tractable train --resume {run_dir}'"
         )
     config, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
-    if "params" not in metrics or "train_seconds" not in metrics:
-        # a run whose final evaluation was stopped keeps only the trainer's summary
-        metrics = dict(metrics)
-        if metrics.get("train_seconds") is None and metrics.get("seconds") is not None:
-            metrics["train_seconds"] = metrics["seconds"]
-        if metrics.get("params") is None:
-            model = build_model(config["model"])
-            metrics["params"] = sum(p.numel() for p in model.parameters())
+    # a run whose final evaluation was stopped keeps only the trainer's summary
+    if metrics.get("train_seconds") is None and metrics.get("seconds") is not None:
+        metrics = {**metrics, "train_seconds": metrics["seconds"]}
+    if metrics.get("params") is None:
+        model = build_model(config["model"])
+        metrics = {**metrics, "params": sum(p.numel() for p in model.parameters())}
     dataset = config["data"]["dataset"]
     model = config["model"]["model"]
     # the same data whether a model sees it as flat vectors or as (C, H, W) images
