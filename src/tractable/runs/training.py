@@ -170,8 +170,10 @@ def _train(
         )
         if not is_main_process():
             return summary
-        summary = {**summary, **chosen, "setup_seconds": setup_seconds, "started": started}
-        return finish_run(run_dir, summary, net, setup, plots=plots)
+        return finish_run(
+            run_dir, {**summary, **chosen}, net, setup, plots=plots, started=started,
+            setup_seconds=setup_seconds,
+        )  # fmt: skip
 
 
 def mode_log(setup: Setup, n: int = 1000) -> LogExtra | None:
@@ -250,20 +252,28 @@ def continue_run(
             )
             if not is_main_process():
                 return summary
-            summary = {**summary, **chosen, "setup_seconds": setup_seconds, "started": started}
-            return finish_run(run_dir, summary, net, setup, plots=plots)
+            return finish_run(
+                run_dir, {**summary, **chosen}, net, setup, plots=plots, started=started,
+                setup_seconds=setup_seconds,
+            )  # fmt: skip
 
 
 def finish_run(
-    run_dir: Path, summary: dict[str, Any], net: torch.nn.Module, setup: Setup, plots: bool
+    run_dir: Path,
+    summary: dict[str, Any],
+    net: torch.nn.Module,
+    setup: Setup,
+    plots: bool,
+    *,
+    started: float | None = None,
+    setup_seconds: float | None = None,
 ) -> dict[str, Any]:
     r"""Evaluate a trained run on its validation and test splits, write ``metrics.json`` and
-    (with ``plots``) its plots; returns the metrics."""
+    (with ``plots``) its plots; returns the metrics. ``started`` (a ``perf_counter`` time) and
+    ``setup_seconds`` complete the ``timing`` split."""
     config = read_json(run_dir / "config.json")
     run = Run(run_dir, config, net.eval(), setup)
     metrics = dict(summary)
-    started = metrics.pop("started", None)
-    setup_seconds = metrics.pop("setup_seconds", None)
     metrics.update(
         model=run.name,
         data=setup.dataset.name,
