@@ -23,7 +23,6 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
-from torchdiffeq import odeint, odeint_adjoint
 
 from ..checks import check_positive_int, validation_enabled
 from ..transforms.base import Transform
@@ -229,6 +228,10 @@ class CNF(Transform):
         span = [1.0, 0.0] if reverse else [0.0, 1.0]
         s = torch.tensor(span, dtype=x.dtype, device=x.device)
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.solver, options=self.options)
+        # torchdiffeq imports scipy.integrate (0.4 s): import it on the first solve, not with
+        # the package, so that every command that never solves an ODE starts that much sooner.
+        from torchdiffeq import odeint, odeint_adjoint
+
         self._solving = True
         try:
             if self.adjoint:

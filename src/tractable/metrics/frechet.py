@@ -22,7 +22,6 @@ import math
 import warnings
 
 import numpy as np
-import scipy.linalg
 
 from .inputs import (
     ArrayLike,
@@ -77,6 +76,8 @@ def _check_covariance(sigma: object, name: str, features: int) -> np.ndarray:
 
 def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
     r""":math:`\operatorname{tr}(\Sigma_1\Sigma_2)^{1/2}` via ``scipy.linalg.sqrtm``."""
+    import scipy.linalg  # imported on use: scipy costs 0.2 s at start-up
+
     with warnings.catch_warnings():
         # a singular product (identical rows, fewer rows than features) is checked below
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import xlogy
 
 from .inputs import (
     ArrayLike,
@@ -153,6 +152,8 @@ def mode_coverage(
     counts = np.bincount(nearest[high_quality], minlength=m)
     captured = int((counts >= min_count).sum())
     q = np.bincount(nearest, minlength=m) / x.shape[0]
+    from scipy.special import xlogy  # imported on use: scipy costs 0.2 s at start-up
+
     kl = float((xlogy(q, q) - xlogy(q, w)).sum())
     return ModeCoverage(
         modes_captured=captured,
