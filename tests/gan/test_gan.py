@@ -254,3 +254,53 @@ def test_each_stage_trains_its_own_layers() -> None:
             idle = [p for i, m in enumerate(layers) if i != stage for p in m.parameters()]
             assert all(p.grad is None for p in idle), (part, stage)
             assert net.stage == stage
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 8, 8)])
+def test_growing_networks_are_the_plain_ones_at_full_resolution(shape: tuple[int, ...]) -> None:
+    # a curriculum compared at equal wall time must not buy or pay for a different network:
+    # at full resolution the growing G and D compute exactly the plain DCGAN's function with
+    # its parameters and FLOPs, and only the 1x1 heads of the lower resolutions are extra
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tractable.gan.growing import GrowingDiscriminator, GrowingGenerator
+    from tractable.nn.adversarial import ConvDiscriminator, ConvGenerator
+
+    def flops(net: nn.Module, x: torch.Tensor) -> int:
+        with FlopCounterMode(display=False) as counter:
+            net(x)
+        return counter.get_total_flops()
+
+    def size(modules: object) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    z, x = torch.randn(5, 6), torch.rand(5, *shape)
+    pairs = []
+    for make_plain, make_growing, inputs in (
+        (lambda: ConvGenerator(shape, 6, 8), lambda: GrowingGenerator(shape, 6, 8), z),
+        (lambda: ConvDiscriminator(shape, 8), lambda: GrowingDiscriminator(shape, 8), x),
+    ):
+        torch.manual_seed(0)
+        plain = make_plain()
+        torch.manual_seed(0)  # the growing network builds the plain one first, then its heads
+        growing = make_growing()
+        pairs.append((plain, growing))
+        torch.testing.assert_close(growing(inputs), plain(inputs), rtol=0, atol=0)
+        assert flops(growing, inputs) == flops(plain, inputs) > 0
+    (g_plain, g), (d_plain, d) = pairs
+    c, side = shape[0], shape[1]
+    assert g.stages == d.stages == 2
+    # the heads: (channels + 1) x C weights each, channels of the plain network's maps
+    g_heads, d_heads = list(g.to_image)[:-1], list(d.from_image)[:-1]
+    assert size(g_heads) == (8 * 2 + 1) * c + (8 + 1) * c
+    assert size(d_heads) == (c + 1) * 8 * 2 + (c + 1) * 8
+    assert size([g]) == size([g_plain]) + size(g_heads)
+    assert size([d]) == size([d_plain]) + size(d_heads)
+    # the lower stages are cheaper than the full one, and their outputs are smaller
+    full = flops(g, z), flops(d, x)
+    for stage in (0, 1):
+        g.stage.fill_(stage)
+        d.stage.fill_(stage)
+        low = x[..., : side // 2 ** (2 - stage), : side // 2 ** (2 - stage)]
+        assert g(z).shape == low.shape
+        assert flops(g, z) < full[0] and flops(d, low) < full[1]

@@ -29,13 +29,8 @@ from typing import Any
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ..nn.adversarial import (
-    OUTPUTS,
-    ProgressiveDiscriminator,
-    ProgressiveGenerator,
-    discriminator,
-    generator,
-)
+from ..nn.adversarial import OUTPUTS, discriminator, generator
+from .growing import GrowingDiscriminator, GrowingGenerator
 from .losses import LOSSES
 from .model import GAN
 
@@ -95,6 +90,9 @@ def build_gan(
         curriculum, fade: progressive growing for images (Karras et al. 2018): the steps at
             which each larger resolution starts to fade in over ``fade`` steps (28 x 28: two
             steps, from 7 x 7 to 14 x 14 and to 28 x 28), e.g. ``-o curriculum=[1000,2000]``.
+            The growing networks are the plain DCGAN networks plus 1x1 heads for the lower
+            resolutions (:mod:`tractable.gan.growing`): the same layers, parameters and FLOPs
+            at full resolution.
 
     Other arguments as for :class:`GAN`.
     """
@@ -108,8 +106,8 @@ def build_gan(
     if curriculum is not None:
         if len(event) != 3:
             raise ValueError(f"curriculum: progressive growing is for images, got shape {event}")
-        g = ProgressiveGenerator(event, noise, width, context, output)
-        d = ProgressiveDiscriminator(event, width, context)
+        g = GrowingGenerator(event, noise, width, context, output)
+        d = GrowingDiscriminator(event, width, context)
     else:
         g = generator(event, noise, hidden, width, context, output)
         d = discriminator(event, hidden, width, context)

@@ -57,7 +57,7 @@ class GAN(nn.Module):
         lr_d, lr_g, betas: the two optimisers' learning rates and Adam betas.
         ema: the decay of the generator's moving average (0: sample from the generator).
         curriculum: progressive growing (Karras et al. 2018) for networks with ``stages``
-            (:class:`~tractable.nn.adversarial.ProgressiveGenerator`): the training steps at
+            (:class:`~tractable.gan.growing.GrowingGenerator`): the training steps at
             which each larger resolution starts to fade in; ``None``: full resolution from
             the start.
         fade: the steps over which a new resolution fades in.
@@ -114,7 +114,7 @@ class GAN(nn.Module):
             if stages is None or getattr(discriminator, "stages", None) != stages:
                 raise ValueError(
                     "curriculum: progressive growing needs growing networks (image GANs: "
-                    "ProgressiveGenerator and ProgressiveDiscriminator)"
+                    "GrowingGenerator and GrowingDiscriminator)"
                 )
             if len(self.curriculum) != stages or sorted(self.curriculum) != self.curriculum:
                 raise ValueError(
