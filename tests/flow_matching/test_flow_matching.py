@@ -218,3 +218,66 @@ def test_weight_average_is_what_likelihoods_and_samples_use() -> None:
     torch.testing.assert_close(model.eval().estimate(x).values, plain.eval().estimate(x).values)
     with pytest.raises(ValueError, match="ema"):
         build_flow_matching((2,), ema=1.0)
+
+
+class GradModeProbe(nn.Module):
+    r"""A field that records, at each call, whether autograd records it (the CNF's divergence
+    needs it; a solve of the velocity alone does not)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.grad_modes = net, []
+
+    def forward(self, x: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
+        self.grad_modes.append(torch.is_grad_enabled())
+        return self.net(x, t, context)
+
+
+class Cubic(nn.Module):
+    r""":math:`v(x, t) = x^3`: it blows up in finite time from far enough out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor, t: Tensor, context: Tensor | None = None) -> Tensor:
+        return x.pow(3) + self.dummy
+
+
+def test_sampling_solves_the_velocity_ode_without_the_divergence() -> None:
+    # a fixed-step solver: the very samples of sample_and_log_prob from the same noise
+    model = build_flow_matching((2,), hidden=(16, 16), solver="rk4", steps=6).eval()
+    torch.manual_seed(8)
+    x, log_p = model.sample_and_log_prob(5)
+    torch.manual_seed(8)
+    torch.testing.assert_close(model.sample(5), x, atol=1e-12, rtol=0)
+    torch.testing.assert_close(model.estimate(x).values, log_p, atol=1e-4, rtol=0)
+    # dopri5: the same map up to its tolerance, and the field is never differentiated
+    probe = GradModeProbe(GaussianVelocity(MU, SIGMA))
+    model = FlowMatching(probe, (2,), atol=1e-9, rtol=1e-9).eval()
+    torch.manual_seed(9)
+    x, _ = model.sample_and_log_prob(6)
+    assert probe.grad_modes and all(probe.grad_modes)  # the divergence's graph
+    probe.grad_modes.clear()
+    torch.manual_seed(9)
+    y = model.sample(6)
+    assert probe.grad_modes and not any(probe.grad_modes)
+    torch.testing.assert_close(y, x, atol=1e-6, rtol=0)
+
+
+def test_sampling_failures_are_said() -> None:
+    model = FlowMatching(Cubic(), (2,), solver="rk4", steps=4).eval()
+    assert bool(torch.isfinite(model.sample(3, temperature=0.1)).all())
+    with pytest.raises(ValueError, match="temperature 1e\\+06"):
+        model.sample(3, temperature=1e6)
+    torch.manual_seed(10)
+    with pytest.raises(RuntimeError, match="non-finite"):
+        model.sample(50)
+
+
+def test_samples_are_differentiable_in_the_weights() -> None:
+    model = build_flow_matching((2,), hidden=(8,), solver="rk4", steps=3)
+    model.rsample(4).pow(2).sum().backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.net.parameters())
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(2, context=torch.zeros(1, 3))
