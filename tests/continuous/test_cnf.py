@@ -148,6 +148,53 @@ def test_adjoint_and_direct_gradients_agree(random_field, divergence: str) -> No
         torch.testing.assert_close(a, d, atol=1e-6, rtol=1e-6)
 
 
+# -- adjoint="auto": direct backpropagation while the stored activations fit the budget --------
+@pytest.mark.parametrize("budget", [1e6, 1e-6])
+def test_auto_takes_the_path_its_rule_names_with_the_same_gradients(random_field, budget) -> None:
+    net = random_field(2, context=1, hidden=(8,), scale=2.0)
+    kw = dict(learn_T=True, divergence="hutchinson", kinetic=0.5, jacobian=0.5, **TIGHT)
+    ref = CNF(net, adjoint=True, **kw).train()
+    auto = CNF(net, adjoint="auto", direct_budget_mb=budget, **kw).train()
+    auto.load_state_dict(ref.state_dict())
+    x, c = torch.randn(4, 2), torch.randn(4, 1)
+    direct = auto.direct_memory(x, c) <= budget * 2**20
+    assert direct == (budget == 1e6)
+    g_ref, g_auto = _grads(ref, x, c, seed=5), _grads(auto, x, c, seed=5)
+    # the adjoint's backward solve evaluates the field; direct backpropagation does not
+    assert (auto.nfe()["backward"] == 0) == direct and ref.nfe()["backward"] > 0
+    for a, b in zip(g_ref, g_auto, strict=True):
+        assert b.abs().max() > 0
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+
+
+def test_auto_rule_threshold_and_memory_estimate(random_field) -> None:
+    cnf = CNF(random_field(2, hidden=(16, 16)), solver="rk4", steps=5, divergence="exact")
+    cnf.train()
+    x = torch.randn(32, 2)
+    # before any solve: 4 evaluations per rk4 step; per row at least the two hidden layers'
+    # float64 activations (pre- and post-tanh) of every evaluation
+    first = cnf.direct_memory(x)
+    assert first >= 32 * 20 * (2 * 32 * 8)
+    cnf.direct_budget_mb = first / 2**20  # exactly at the budget: direct
+    z, ladj = cnf(x)
+    (z.sum() + ladj.sum()).backward()
+    assert cnf.nfe() == {"forward": 20, "backward": 0}
+    # after a training solve: twice its 20 evaluations, so the estimate doubles
+    assert cnf.direct_memory(x) == pytest.approx(2 * first)
+    cnf.reset_nfe()
+    z, ladj = cnf(x)  # now over the budget: the adjoint
+    (z.sum() + ladj.sum()).backward()
+    assert cnf.nfe() == {"forward": 20, "backward": 20}
+    # a wider field stores more per row
+    wide = CNF(random_field(2, hidden=(64, 64)), solver="rk4", steps=5, divergence="exact")
+    assert wide.train().direct_memory(x) > 3 * first
+    # without gradients nothing is measured and nothing is solved backwards
+    fresh = CNF(random_field(2, hidden=(8,)), solver="rk4", steps=2).train()
+    with torch.no_grad():
+        fresh(x)
+    assert fresh._row_bytes == {} and fresh.nfe()["backward"] == 0
+
+
 # -- context ------------------------------------------------------------------------------------
 def test_conditional_cnf_shapes_context_effect_and_round_trip(random_field) -> None:
     cnf = CNF(random_field(2, context=3, hidden=(8,)), solver="rk4", steps=8).eval()
@@ -318,6 +365,8 @@ def test_dynamics_with_wrong_output_shape_raises() -> None:
         ({"kinetic": -1.0}, ValueError, "kinetic"),
         ({"jacobian": True}, TypeError, "jacobian"),
         ({"adjoint": 1}, TypeError, "adjoint"),
+        ({"adjoint": "always"}, TypeError, "adjoint"),
+        ({"direct_budget_mb": 0.0}, ValueError, "direct_budget_mb"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, name: str) -> None:

@@ -31,7 +31,7 @@ def test_builder_structure_and_shapes() -> None:
     assert isinstance(flow, ContinuousFlow) and isinstance(flow, Flow)
     cnfs = [m for m in flow.modules() if isinstance(m, CNF)]
     assert len(cnfs) == 2 and cnfs[0].dynamics is not cnfs[1].dynamics
-    assert all(c.kinetic == 0.1 and c.jacobian == 0.0 and c.adjoint for c in cnfs)
+    assert all(c.kinetic == 0.1 and c.jacobian == 0.0 and c.adjoint == "auto" for c in cnfs)
     x, c = torch.randn(4, 3), torch.randn(4, 2)
     assert flow.log_prob(x, c).shape == (4,)
     assert flow.sample(5, c[:2]).shape == (2, 5, 3)
@@ -78,6 +78,7 @@ def test_loss_adds_weighted_rnode_terms_and_logs_nfe() -> None:
         divergence="exact",
         kinetic=0.3,
         jacobian=0.7,
+        adjoint=True,
     ).train()
     x = torch.randn(6, 2)
     loss = flow.loss(x)

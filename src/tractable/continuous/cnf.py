@@ -34,6 +34,13 @@ DIVERGENCES = ("auto", "exact", "hutchinson")
 # "auto" takes the exact trace up to this many features and Hutchinson's estimate above it
 EXACT_MAX_FEATURES = 8
 REGULARIZERS = ("kinetic", "jacobian")
+# adjoint="auto" backpropagates directly while the expected stored activations fit this budget
+DIRECT_BUDGET_MB = 512.0
+# the prior for the function evaluations of a training solve before one has been seen: an
+# adaptive solve's count is unknown in advance; fixed-step ones make at most 4 per step (rk4),
+# implicit Adams at most 1 + its 4 corrector iterations
+ADAPTIVE_NFE_PRIOR = 128
+FIXED_NFE_PER_STEP = {"implicit_adams": 5}
 
 
 def _positive_float(value: object, name: str, allow_zero: bool = False) -> float:
@@ -67,6 +74,22 @@ class CNF(Transform):
     (its :math:`D` products run as one batched call) and removes the estimator's variance from
     the training loss.
 
+    Gradients (``adjoint="auto"`` by default): direct backpropagation through the solver gives
+    the same gradients as the adjoint method (Chen et al. 2018) up to the solver's tolerance,
+    without the backward solve (on 8gaussians, 64-64-64 field, batch 256: 1.4x less time per
+    step), but keeps every evaluation's activations until the backward pass. ``"auto"`` takes
+    it when the estimate
+
+    .. math:: M = N \cdot \mathrm{NFE} \cdot b
+
+    fits ``direct_budget_mb``, with :math:`N` the batch, :math:`b` the bytes one evaluation
+    stores per row for the backward pass (measured once per input shape, dtype and estimator
+    by counting the tensors autograd saves in one evaluation on a few rows, parameters
+    excluded, plus the solver's own copies of the state) and :math:`\mathrm{NFE}` twice the
+    evaluations of this CNF's previous training solve (the margin covers a growing count;
+    before the first: 4 per step for fixed-step solvers, 128 for adaptive ones). Without
+    gradients (``torch.no_grad``) every mode solves once, without the adjoint.
+
     RNODE regularisation (Finlay et al. 2020, "How to train your neural ODE"): with
     ``kinetic > 0`` or ``jacobian > 0``, a forward pass in training mode also integrates
 
@@ -89,8 +112,13 @@ class CNF(Transform):
         atol, rtol: the adaptive solver's absolute and relative tolerances.
         steps: the number of steps over the time span; required by fixed-step solvers, not
             allowed for adaptive ones.
-        adjoint: backpropagate with the adjoint method (``torchdiffeq.odeint_adjoint``, memory
-            constant in the number of steps) instead of through the solver's operations.
+        adjoint: ``True``: backpropagate with the adjoint method (``torchdiffeq.odeint_adjoint``,
+            memory constant in the number of evaluations, but a second, backward solve);
+            ``False``: backpropagate directly through the solver's operations (no second solve,
+            memory linear in the evaluations); ``"auto"``: directly when
+            :meth:`direct_memory` of the solve fits ``direct_budget_mb``, else the adjoint.
+        direct_budget_mb: the memory (MiB) that ``adjoint="auto"`` lets direct backpropagation
+            keep for one solve.
         divergence: the trace estimator in training mode: ``"exact"``, ``"hutchinson"``, or
             ``"auto"`` (exact for ``D <= 8``, Hutchinson above).
         eval_divergence: the estimator in evaluation mode (same choices); ``None`` means
@@ -127,7 +155,8 @@ class CNF(Transform):
         atol: float = 1e-5,
         rtol: float = 1e-5,
         steps: int | None = None,
-        adjoint: bool = True,
+        adjoint: bool | str = "auto",
+        direct_budget_mb: float = DIRECT_BUDGET_MB,
         divergence: str = "auto",
         eval_divergence: str | None = "exact",
         noise: str = "gaussian",
@@ -161,9 +190,13 @@ class CNF(Transform):
                 "single step over the whole span), got None"
             )
         self.steps = steps
-        if not isinstance(adjoint, bool):
-            raise TypeError(f"adjoint: expected a bool, got {type(adjoint).__name__}")
+        if not isinstance(adjoint, bool) and adjoint != "auto":
+            raise TypeError(f"adjoint: expected a bool or 'auto', got {adjoint!r}")
         self.adjoint = adjoint
+        self.direct_budget_mb = _positive_float(direct_budget_mb, "direct_budget_mb")
+        # bytes stored per row and evaluation, by (row shape, dtype, device, estimator, terms)
+        self._row_bytes: dict[tuple, float] = {}
+        self._last_nfe: int | None = None
         self.divergence = _choice(divergence, "divergence", DIVERGENCES)
         self.eval_divergence = (
             self.divergence
@@ -232,9 +265,11 @@ class CNF(Transform):
         # the package, so that every command that never solves an ODE starts that much sooner.
         from torchdiffeq import odeint, odeint_adjoint
 
+        adjoint = self._use_adjoint(x, context, estimator, eps, regs)
+        nfe_before = self._nfe["forward"]
         self._solving = True
         try:
-            if self.adjoint:
+            if adjoint:
                 params = tuple(p for p in self.parameters() if p.requires_grad)
                 out = odeint_adjoint(field, state, s, adjoint_params=params, **kwargs)
             else:
@@ -249,6 +284,8 @@ class CNF(Transform):
             raise
         finally:
             self._solving = False
+        if self.training and torch.is_grad_enabled():
+            self._last_nfe = self._nfe["forward"] - nfe_before
         z, ladj = out[0][-1], out[1][-1]
         if validation_enabled() and not bool(torch.isfinite(z).all() & torch.isfinite(ladj).all()):
             raise RuntimeError(
@@ -258,6 +295,105 @@ class CNF(Transform):
         if not reverse:
             self.regularization = {r: out[2 + k][-1].mean() for k, r in enumerate(regs)}
         return z, ladj
+
+    # -- direct backpropagation or the adjoint ---------------------------------------------
+    def direct_memory(self, x: Tensor, context: Tensor | None = None) -> float:
+        r"""The estimated bytes direct backpropagation keeps for one solve from ``x`` in the
+        current mode: :math:`N \cdot \mathrm{NFE} \cdot b` (see the class notes).
+
+        Example:
+            >>> import torch
+            >>> from tractable.continuous import CNF
+            >>> from tractable.nn import ODEMLP
+            >>> cnf = CNF(ODEMLP(2, hidden=(8,)), solver="rk4", steps=4).train()
+            >>> m = cnf.direct_memory(torch.randn(10, 2))
+            >>> m == 2 * cnf.direct_memory(torch.randn(5, 2)) > 0
+            True
+        """
+        estimator = self.divergence if self.training else self.eval_divergence
+        if estimator == "auto":
+            estimator = "exact" if x[0].numel() <= EXACT_MAX_FEATURES else "hutchinson"
+        regs = self._active_regularizers() if self.training else ()
+        eps = hutchinson_noise(x, self.noise) if estimator == "hutchinson" else None
+        return self._direct_memory(x, context, estimator, eps, regs)
+
+    def _expected_nfe(self) -> int:
+        if self._last_nfe is not None:
+            return 2 * self._last_nfe
+        if self.solver in ADAPTIVE_SOLVERS:
+            return ADAPTIVE_NFE_PRIOR
+        steps = math.ceil(1.0 / float(self.options["step_size"]))
+        return FIXED_NFE_PER_STEP.get(self.solver, 4) * steps
+
+    def _direct_memory(
+        self,
+        x: Tensor,
+        context: Tensor | None,
+        estimator: str,
+        eps: Tensor | None,
+        regs: tuple[str, ...],
+    ) -> float:
+        key = (tuple(x.shape[1:]), x.dtype, x.device, estimator, regs, context is not None)
+        if key not in self._row_bytes:
+            self._row_bytes[key] = self._measure_row_bytes(x, context, estimator, eps, regs)
+        return x.shape[0] * self._expected_nfe() * self._row_bytes[key]
+
+    def _measure_row_bytes(
+        self,
+        x: Tensor,
+        context: Tensor | None,
+        estimator: str,
+        eps: Tensor | None,
+        regs: tuple[str, ...],
+    ) -> float:
+        r"""Bytes autograd saves per row in one evaluation of the augmented field (graph kept,
+        as in direct backpropagation), measured on a few rows; parameters are not counted (they
+        are stored once, not per evaluation), and the solver's own combinations of the state
+        are counted as two more copies of it."""
+        m = min(x.shape[0], 8)
+        rows = x[:m].detach().clone().requires_grad_(True)
+        state = (rows, rows.new_zeros(m), *(rows.new_zeros(m) for _ in regs))
+        c = None
+        if context is not None:
+            c = context[:m].detach().clone()
+            state = (*state, c)
+        probe = None if eps is None else eps[:m]
+        skip = {p.untyped_storage().data_ptr() for p in self.parameters()}
+        skip |= {b.untyped_storage().data_ptr() for b in self.buffers()}
+        seen: set[int] = set()
+        total = [0]
+
+        def pack(t: Tensor) -> Tensor:
+            storage = t.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr not in skip and ptr not in seen:
+                seen.add(ptr)
+                total[0] += storage.nbytes()
+            return t
+
+        counts = dict(self._nfe)
+        s = torch.zeros((), dtype=x.dtype, device=x.device)
+        with torch.inference_mode(False), torch.enable_grad():
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                self._field(s, state, estimator, probe, regs, c is not None)
+        self._nfe = counts
+        state_bytes = sum(y[0].numel() * y.element_size() for y in state)
+        return total[0] / m + 2 * state_bytes
+
+    def _use_adjoint(
+        self,
+        x: Tensor,
+        context: Tensor | None,
+        estimator: str,
+        eps: Tensor | None,
+        regs: tuple[str, ...],
+    ) -> bool:
+        if self.adjoint != "auto":
+            return bool(self.adjoint)
+        if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+            return False
+        memory = self._direct_memory(x, context, estimator, eps, regs)
+        return memory > self.direct_budget_mb * 2**20
 
     def _active_regularizers(self) -> tuple[str, ...]:
         return tuple(r for r in REGULARIZERS if getattr(self, r) > 0)
@@ -321,4 +457,11 @@ class CNF(Transform):
         )
 
 
-__all__ = ["CNF", "ADAPTIVE_SOLVERS", "FIXED_SOLVERS", "DIVERGENCES", "EXACT_MAX_FEATURES"]
+__all__ = [
+    "CNF",
+    "ADAPTIVE_SOLVERS",
+    "FIXED_SOLVERS",
+    "DIVERGENCES",
+    "EXACT_MAX_FEATURES",
+    "DIRECT_BUDGET_MB",
+]

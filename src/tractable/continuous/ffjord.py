@@ -88,7 +88,11 @@ class ContinuousFlow(Flow):
         >>> flow = ContinuousFlow(cnf, event_shape=(2,))
         >>> flow.loss(torch.randn(4, 2)).backward()
         >>> flow.extra_log()["nfe_forward"], flow.extra_log()["nfe_backward"]
-        (8, 8)
+        (8, 0)
+        >>> cnf.adjoint = True  # "auto" backpropagated directly; the adjoint solves backwards
+        >>> flow.loss(torch.randn(4, 2)).backward()
+        >>> flow.extra_log()["nfe_backward"]
+        8
     """
 
     def loss(self, batch: Tensor | Sequence[Tensor]) -> Tensor:
@@ -142,10 +146,10 @@ def FFJORD(  # noqa: N802 (a builder named like the model it builds)
 
     ``hidden``, ``layer`` and ``activation`` are those of :class:`~tractable.nn.ODEMLP`. Every
     keyword option of :class:`CNF` (``T``, ``learn_T``, ``solver``, ``atol``, ``rtol``,
-    ``steps``, ``adjoint``, ``divergence``, ``eval_divergence``, ``noise``, ``kinetic``,
-    ``jacobian``, ``options``) is an option of this builder too, with the same default and
-    meaning, and goes to every block. Training mode uses ``divergence`` (``"auto"`` by
-    default: exact for ``D <= 8``, Hutchinson above); evaluation mode uses
+    ``steps``, ``adjoint``, ``direct_budget_mb``, ``divergence``, ``eval_divergence``,
+    ``noise``, ``kinetic``, ``jacobian``, ``options``) is an option of this builder too, with
+    the same default and meaning, and goes to every block. Training mode uses ``divergence``
+    (``"auto"`` by default: exact for ``D <= 8``, Hutchinson above); evaluation mode uses
     ``eval_divergence`` (exact by default, ``D`` vector-Jacobian products per evaluation: fine
     for tabular data, slow for images).
 
