@@ -152,9 +152,9 @@ def mode_coverage(
     counts = np.bincount(nearest[high_quality], minlength=m)
     captured = int((counts >= min_count).sum())
     q = np.bincount(nearest, minlength=m) / x.shape[0]
-    from scipy.special import xlogy  # imported on use: scipy costs 0.2 s at start-up
-
-    kl = float((xlogy(q, q) - xlogy(q, w)).sum())
+    # sum over the modes q > 0 of q log(q / w), with 0 log 0 = 0 (w > 0 for every mode)
+    seen = q > 0
+    kl = float((q[seen] * np.log(q[seen] / w[seen])).sum())
     return ModeCoverage(
         modes_captured=captured,
         n_modes=m,
