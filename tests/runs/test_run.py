@@ -126,3 +126,35 @@ def test_runs_on_data_with_known_modes_log_their_coverage(tmp_path: Path) -> Non
     # other data have no modes to count
     _train(tmp_path / "moons", "maf", "moons", n=256, options={"transforms": 1, "hidden": [8]})
     assert "modes_captured" not in (tmp_path / "moons" / "log.jsonl").read_text()
+
+
+def test_mode_count_is_a_monitor_held_to_its_share_of_the_run() -> None:
+    # A fake clock and a model whose sampling "takes" a given number of seconds: a count that
+    # costs more than the free allowance is skipped while the monitor's total would exceed its
+    # share of the time since the start; a cheap count is made at every evaluation.
+    from tractable.runs.setup import prepare
+    from tractable.runs.training import MODE_LOG_FREE_SECONDS, mode_log
+
+    now = [0.0]
+    setup = prepare("maf", "8gaussians", options={"transforms": 1, "hidden": [8]}, n=64)
+    model = torch.nn.Module()
+    cost = [2.0]
+
+    def sample(n: int) -> torch.Tensor:
+        now[0] += cost[0]
+        return torch.zeros(n, 2)
+
+    model.sample = sample  # type: ignore[method-assign]
+    log = mode_log(setup, share=0.1, clock=lambda: now[0])
+    made = []
+    for step in range(1, 101):  # an evaluation every 1 s of training
+        now[0] += 1.0
+        made.append(bool(log(model, step)))
+    # the first count always; then only while the counts' 2 s each stay within 10% of the time
+    assert made[0] and sum(made) >= 2
+    spent = 2.0 * sum(made)
+    assert spent <= 0.1 * now[0] + 2.0  # at most one count beyond the share
+    assert sum(made) < 20  # without the rule: 100 counts, 200 s of 300
+    cost[0] = MODE_LOG_FREE_SECONDS / 2
+    log = mode_log(setup, share=0.01, clock=lambda: now[0])
+    assert all(log(model, step) for step in range(10))  # cheap counts are always made
