@@ -140,8 +140,9 @@ MODELS: dict[str, Entry] = {
               "likelihood by the ODE (Lipman et al. 2023)", "shape",
               defaults="tractable.flow_matching.builders:run_defaults"),
         Entry("ddpm", "diffusion", "tractable.diffusion:build_ddpm", "any", "bound",
-              "denoising diffusion: L_simple, variational bound, DDIM; exact likelihood by the "
-              "probability-flow ODE (Ho et al. 2020)", "shape",
+              "denoising diffusion: L_simple or hybrid with learned variances, variational "
+              "bound, DDIM; exact likelihood by the probability-flow ODE (Ho et al. 2020)",
+              "shape",
               defaults="tractable.diffusion.builders:run_defaults"),
     ]
 }  # fmt: skip

@@ -242,7 +242,7 @@ def test_training_reduces_l_simple_and_the_bound() -> None:
 def test_run_defaults_and_bad_options() -> None:
     assert run_defaults("continuous", None, {}) == ({}, {})
     assert run_defaults("binary", 2, {"decoder": "discretized"})[0]["levels"] == 2
-    for bad in ({"schedule": "quadratic"}, {"sampler": "euler"}, {"variance": "learned"},
+    for bad in ({"schedule": "quadratic"}, {"sampler": "euler"}, {"variance": "fitted"},
                 {"decoder": "logistic"}, {"scale": 0.0}):  # fmt: skip
         with pytest.raises(ValueError):
             build_ddpm((2,), **bad)

@@ -57,7 +57,22 @@ def test_cli_sample_option_is_recorded_with_the_metrics(
     stored = json.loads((run_dir / "metrics.json").read_text())["sample_metrics"]
     assert stored["sampling"] == {"sampler": "ddim", "sample_steps": 5}
     out = run_dir / "s.npy"
-    assert main(["sample", str(run_dir), "-n", "7", "--out", str(out),
-                 "--sample-option", "sampler=ddim", "--sample-option", "sample_steps=4"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run_dir),
+                "-n",
+                "7",
+                "--out",
+                str(out),
+                "--sample-option",
+                "sampler=ddim",
+                "--sample-option",
+                "sample_steps=4",
+            ]
+        )
+        == 0
+    )
     assert np.load(out).shape == (7, 2)
     assert main(["sample", str(run_dir), "--sample-option", "nope=1"]) == 2

@@ -35,7 +35,13 @@ Likelihoods (``estimate``), the model's ``likelihood`` being ``"bound"``:
 Reverse variances: ``variance="beta"`` (default), :math:`\sigma_t^2 = \beta_t`, or
 ``"posterior"``, :math:`\sigma_t^2 = \tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 -
 \bar\alpha_t}\beta_t` (with :math:`\sigma_1^2 = \beta_1` for the decoder, since
-:math:`\tilde\beta_1 = 0`): Ho et al.'s two fixed choices. Measured with the optimal
+:math:`\tilde\beta_1 = 0`): Ho et al.'s two fixed choices; or ``"learned"``,
+:math:`\Sigma_\theta = \exp(v \log\beta_t + (1 - v)\log\tilde\beta_t)` per dimension from a
+second output :math:`v` of the network (Nichol and Dhariwal 2021; at :math:`t = 1`,
+:math:`\tilde\beta_2` stands for :math:`\tilde\beta_1`), trained by the ``objective``
+``"hybrid"`` or ``"vlb"`` (:mod:`tractable.diffusion.variance`). The bounds and ancestral
+sampling use :math:`\Sigma_\theta`; DDIM and the probability-flow ODE need only
+:math:`\varepsilon_\theta`. Measured with the optimal
 predictor on a 2-D Gaussian (``tests/diffusion``), the bound's gap to the true
 log-likelihood with ``"beta"`` is 0.19 nats at :math:`T = 2`, 0.08 at 5 and within Monte Carlo
 noise (0.03) from :math:`T = 20`; with ``"posterior"`` it is 1.8 nats at :math:`T = 20` and
@@ -60,10 +66,13 @@ from ..continuous import CNF
 from ..estimators import Estimate, log_mean_exp
 from ..protocol import check_method
 from . import schedules
+from .variance import StepSampler, gaussian_kl, interpolated_variance, split_output
 
 SAMPLERS = ("ancestral", "ddim", "ode")
-VARIANCES = ("posterior", "beta")
+VARIANCES = ("posterior", "beta", "learned")
 DECODERS = ("gaussian", "discretized")
+OBJECTIVES = ("simple", "hybrid", "vlb")
+STEP_SAMPLING = ("uniform", "importance")
 S0 = 1e-5
 LOG_2PI = math.log(2 * math.pi)
 
@@ -103,17 +112,22 @@ class ProbabilityFlowField(nn.Module):
     r"""The probability-flow ODE as a :class:`~tractable.continuous.CNF` field from data to
     noise in :math:`u \in [0, 1]`, :math:`s = s_0 + u (1 - s_0)`:
     :math:`(1 - s_0) \cdot -\tfrac12 \beta(s) \bigl(z - \varepsilon(z, s) /
-    \sqrt{1 - \bar\alpha(s)}\bigr)`."""
+    \sqrt{1 - \bar\alpha(s)}\bigr)`. With ``learned``, ``net`` outputs :math:`\varepsilon` and
+    :math:`v` stacked along dimension 1 and only :math:`\varepsilon` is used."""
 
-    def __init__(self, net: nn.Module, schedule: str, s0: float = S0) -> None:
+    def __init__(
+        self, net: nn.Module, schedule: str, s0: float = S0, learned: bool = False
+    ) -> None:
         super().__init__()
-        self.net, self.schedule, self.s0 = net, schedule, float(s0)
+        self.net, self.schedule, self.s0, self.learned = net, schedule, float(s0), learned
 
     def forward(self, u: Tensor, z: Tensor, context: Tensor | None = None) -> Tensor:
         s = self.s0 + u * (1.0 - self.s0)
         b = schedules.beta(self.schedule, s)
         sigma = (-torch.expm1(schedules.log_alpha_bar(self.schedule, s))).sqrt()
         eps = self.net(z, s.expand(z.shape[0]), context)
+        if self.learned:
+            eps = split_output(eps, z.shape[1:])[0]
         return (1.0 - self.s0) * -0.5 * b * (z - eps / sigma)
 
 
@@ -121,12 +135,23 @@ class DDPM(nn.Module):
     r"""A DDPM with an ε-prediction network ``net(y, s, c) -> (N, *event)``.
 
     Args:
-        net: the noise-prediction network (e.g. :func:`~tractable.nn.time.time_mlp`).
+        net: the noise-prediction network ``(N, *event)`` (e.g.
+            :func:`~tractable.nn.time.time_mlp`); with ``variance="learned"`` it outputs
+            ``(N, 2 * event[0], *event[1:])``, :math:`\varepsilon` and :math:`v` stacked along
+            dimension 1 (see :func:`~tractable.diffusion.build_ddpm`).
         event_shape: the shape of one example.
         context: the context's width (0: unconditional).
         steps: :math:`T`, the chain's length.
         schedule: ``"linear"`` or ``"cosine"``.
-        variance: the reverse variances, ``"posterior"`` or ``"beta"``.
+        variance: the reverse variances, ``"beta"``, ``"posterior"`` or ``"learned"``.
+        objective: what :meth:`loss` returns: ``"simple"`` (:math:`L_\text{simple}`),
+            ``"hybrid"`` (:math:`L_\text{simple} + \lambda L_\text{vlb}` with the mean's
+            gradient stopped in :math:`L_\text{vlb}`: it trains only the learned variances) or
+            ``"vlb"`` (:math:`L_\text{vlb}` alone, mean and variance); the :math:`L_\text{vlb}`
+            terms in bits per dimension, as Nichol and Dhariwal 2021 train them.
+        vlb_weight: :math:`\lambda` of the hybrid objective (0.001, Nichol and Dhariwal 2021).
+        step_sampling: the steps of the ``"vlb"`` objective: ``"uniform"`` or
+            ``"importance"`` (:class:`~tractable.diffusion.variance.StepSampler`).
         decoder: ``"gaussian"`` or ``"discretized"`` (data on a grid of ``levels`` values).
         levels: the grid's size for the discretized decoder.
         scale, shift: the affine map of the data into the chain's space.
@@ -160,6 +185,9 @@ class DDPM(nn.Module):
         steps: int = 1000,
         schedule: str = "linear",
         variance: str = "beta",
+        objective: str = "simple",
+        vlb_weight: float = 0.001,
+        step_sampling: str = "uniform",
         decoder: str = "gaussian",
         levels: int | None = None,
         scale: float = 1.0,
@@ -181,6 +209,8 @@ class DDPM(nn.Module):
         for name, value, options in (
             ("schedule", schedule, schedules.SCHEDULES),
             ("variance", variance, VARIANCES),
+            ("objective", objective, OBJECTIVES),
+            ("step_sampling", step_sampling, STEP_SAMPLING),
             ("decoder", decoder, DECODERS),
             ("sampler", sampler, SAMPLERS),
         ):
@@ -188,13 +218,39 @@ class DDPM(nn.Module):
                 raise ValueError(f"{name}: expected one of {options}, got {value!r}")
         if decoder == "discretized":
             levels = check_positive_int(levels, "levels", 2)
-        for name, value in (("scale", scale), ("shift", shift), ("eta", eta)):
+        for name, value in (
+            ("scale", scale),
+            ("shift", shift),
+            ("eta", eta),
+            ("vlb_weight", vlb_weight),
+        ):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{name}: expected a float, got {type(value).__name__}")
             if not math.isfinite(value):
                 raise ValueError(f"{name}: expected a finite float, got {value!r}")
         if scale == 0 or eta < 0:
             raise ValueError(f"scale, eta: expected scale != 0 and eta >= 0, got {scale}, {eta}")
+        if vlb_weight <= 0:
+            raise ValueError(f"vlb_weight: expected a float > 0, got {vlb_weight!r}")
+        if variance == "learned" and objective == "simple":
+            raise ValueError(
+                "objective: L_simple does not see learned variances; expected 'hybrid' or 'vlb' "
+                "with variance='learned', got 'simple'"
+            )
+        if objective == "hybrid" and variance != "learned":
+            raise ValueError(
+                "objective: the hybrid objective's L_vlb term trains only learned variances (the "
+                f"mean's gradient is stopped); expected variance='learned', got {variance!r}"
+            )
+        if step_sampling == "importance" and objective != "vlb":
+            raise ValueError(
+                "step_sampling: importance sampling of the steps is for objective='vlb', got "
+                f"objective={objective!r}"
+            )
+        if variance == "learned" and self.steps < 2:
+            raise ValueError(
+                "steps: learned variances need steps >= 2 (beta~_2 stands for beta~_1)"
+            )
         self.schedule, self.variance, self.decoder, self.levels = (
             schedule,
             variance,
@@ -202,6 +258,11 @@ class DDPM(nn.Module):
             levels,
         )
         self.scale, self.shift, self.sampler, self.eta = float(scale), float(shift), sampler, eta
+        self.objective, self.vlb_weight = objective, float(vlb_weight)
+        self.step_sampler = (
+            StepSampler(self.steps) if step_sampling == "importance" else None
+        )  # its history is part of the state: a resumed run draws the same steps
+        self._last: dict[str, float] = {}
         self.sample_steps = check_positive_int(sample_steps or steps, "sample_steps")
         self.bound_terms = (
             None if bound_terms is None else check_positive_int(bound_terms, "bound_terms")
@@ -211,7 +272,7 @@ class DDPM(nn.Module):
         # the exact trace costs D vector-Jacobian products per evaluation: Hutchinson above 64
         divergence = "exact" if math.prod(self.event_shape) <= 64 else "hutchinson"
         self.cnf = CNF(
-            ProbabilityFlowField(net, schedule),
+            ProbabilityFlowField(net, schedule, learned=variance == "learned"),
             solver=solver,
             atol=atol,
             rtol=rtol,
@@ -250,22 +311,49 @@ class DDPM(nn.Module):
         mean = (a_prev.sqrt() * b * y0 + (1 - b).sqrt() * (1 - a_prev) * yt) / (1 - a_t)
         return mean, (1 - a_prev) / (1 - a_t) * b
 
-    def reverse_variance(self, t: Tensor, like: Tensor) -> Tensor:
+    def reverse_variance(self, t: Tensor, like: Tensor, v: Tensor | None = None) -> Tensor:
         r""":math:`\sigma_t^2` of :math:`p_\theta(x_{t-1} \mid x_t)` (see the module
-        docstring)."""
+        docstring), broadcastable against ``like`` ``(N, ...)``; with learned variances
+        :math:`\Sigma_\theta` ``(N, *event)`` from the network's ``v``."""
         a_t, a_prev, b = self._at(t, like)
         if self.variance == "beta":
             return b
-        return torch.where(t.reshape(a_t.shape) == 1, b, (1 - a_prev) / (1 - a_t) * b)
+        if self.variance == "posterior":
+            return torch.where(t.reshape(a_t.shape) == 1, b, (1 - a_prev) / (1 - a_t) * b)
+        if v is None:
+            raise ValueError("v: learned variances need the network's v output, got None")
+        a2, a2_prev, b2 = self._at(t.clamp_min(2), like)
+        return interpolated_variance(v, b, (1 - a2_prev) / (1 - a2) * b2)
+
+    def outputs(
+        self, yt: Tensor, t: Tensor, context: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        r""":math:`(\varepsilon_\theta(x_t, t), v)` with the network at :math:`s = t / T`;
+        ``v`` is ``None`` unless the variances are learned."""
+        out = self.net(yt, t.to(yt.dtype) / self.steps, context)
+        if self.variance != "learned":
+            return out, None
+        return split_output(out, self.event_shape)
 
     def eps(self, yt: Tensor, t: Tensor, context: Tensor | None) -> Tensor:
         r""":math:`\varepsilon_\theta(x_t, t)` with the network at :math:`s = t / T`."""
-        return self.net(yt, t.to(yt.dtype) / self.steps, context)
+        return self.outputs(yt, t, context)[0]
+
+    def mean_from_eps(self, yt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+        r""":math:`\mu_\theta(x_t, t)` from :math:`\varepsilon_\theta` (see the module
+        docstring)."""
+        a_t, _, b = self._at(t, yt)
+        return (yt - b / (1 - a_t).sqrt() * eps) / (1 - b).sqrt()
 
     def reverse_mean(self, yt: Tensor, t: Tensor, context: Tensor | None) -> Tensor:
         r""":math:`\mu_\theta(x_t, t)`."""
-        a_t, _, b = self._at(t, yt)
-        return (yt - b / (1 - a_t).sqrt() * self.eps(yt, t, context)) / (1 - b).sqrt()
+        return self.mean_from_eps(yt, t, self.eps(yt, t, context))
+
+    def reverse(self, yt: Tensor, t: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        r"""Mean ``(N, *event)`` and variance (broadcastable) of :math:`p_\theta(x_{t-1} \mid
+        x_t)`, one network pass."""
+        eps, v = self.outputs(yt, t, context)
+        return self.mean_from_eps(yt, t, eps), self.reverse_variance(t, yt, v)
 
     # -- input handling -------------------------------------------------------------------------
     def _x(self, x: Tensor, allow_empty: bool = False) -> Tensor:
@@ -283,25 +371,85 @@ class DDPM(nn.Module):
 
     # -- the protocol ---------------------------------------------------------------------------
     def loss(self, batch: Tensor | Sequence[Tensor]) -> Tensor:
-        r""":math:`L_\text{simple}` of a batch ``x`` or ``(x, context)`` (integer labels are
-        one-hot encoded): one uniform step and one noise draw per example."""
+        r"""The ``objective`` of a batch ``x`` or ``(x, context)`` (integer labels are one-hot
+        encoded), with one step :math:`t` and one noise draw per example:
+
+        * ``"simple"``: :math:`L_\text{simple}`, :math:`t` uniform;
+        * ``"hybrid"``: :math:`L_\text{simple} + \lambda\, T\, \overline{L_{t-1}} / (D \log 2)`
+          at the same :math:`t` and :math:`x_t`, :math:`L_{t-1}` (:meth:`step_terms`) computed
+          with :math:`\varepsilon_\theta` detached, so that it trains only :math:`v` (Nichol
+          and Dhariwal 2021, section 3.1);
+        * ``"vlb"``: :math:`\overline{L_{t-1} / p_t} / (D \log 2)`, an unbiased estimate of
+          :math:`L_\text{vlb}` in bits per dimension without its constant :math:`L_T`, with
+          :math:`t` uniform (:math:`p_t = 1/T`) or drawn by importance (section 3.3).
+
+        The bars are means over the batch."""
         x, c = self._unpack(batch)
         y0 = self._y(x)
-        t = torch.randint(1, self.steps + 1, (y0.shape[0],), device=y0.device)
-        eps = torch.randn_like(y0)
-        loss = (self.eps(self.q_sample(y0, t, eps), t, c) - eps).pow(2).mean()
+        bits = math.prod(self.event_shape) * math.log(2)
+        if self.objective == "vlb":
+            loss = self._vlb_loss(y0, c) / bits
+            vlb = loss
+        else:
+            t = torch.randint(1, self.steps + 1, (y0.shape[0],), device=y0.device)
+            eps = torch.randn_like(y0)
+            yt = self.q_sample(y0, t, eps)
+            eps_hat, v = self.outputs(yt, t, c)
+            loss = simple = (eps_hat - eps).pow(2).mean()
+            if self.objective == "hybrid":
+                # the stop-gradient on the mean: L_simple trains it, L_vlb only the variances
+                vlb = self.steps * self.step_terms(y0, yt, t, eps_hat.detach(), v).mean() / bits
+                loss = simple + self.vlb_weight * vlb
         if bool(torch.isnan(loss)):
             # the network overflowed on these inputs: the trainer's guard counts this a
             # non-finite step; a direct caller learns which argument did it
             raise NonFiniteError(
                 "x: the loss is NaN (values far outside the data's range overflow the network)"
             )
+        if self.training and self.objective == "hybrid":
+            self._last = {"l_simple": float(simple.detach()), "l_vlb_bpd": float(vlb.detach())}
+        elif self.training and self.objective == "vlb":
+            self._last = {"l_vlb_bpd": float(vlb.detach())}
         return loss
 
-    def _decoder_log_prob(self, y0: Tensor, y1: Tensor, c: Tensor | None) -> Tensor:
-        one = torch.ones(y0.shape[0], dtype=torch.long, device=y0.device)
-        mean = self.reverse_mean(y1, one, c)
-        var = self.reverse_variance(one, y0)
+    def _vlb_loss(self, y0: Tensor, c: Tensor | None) -> Tensor:
+        r""":math:`\overline{L_{t-1} / p_t}` in nats (see :meth:`loss`)."""
+        n = y0.shape[0]
+        if self.step_sampler is None:
+            t = torch.randint(1, self.steps + 1, (n,), device=y0.device)
+            weight = torch.full((n,), float(self.steps), dtype=y0.dtype, device=y0.device)
+        else:
+            t, weight = self.step_sampler.draw(n, y0.dtype)
+        yt = self.q_sample(y0, t)
+        terms = self.step_terms(y0, yt, t, *self.outputs(yt, t, c))
+        if self.step_sampler is not None and self.training:
+            self.step_sampler.update(t, terms.detach())
+        return (weight * terms).mean()
+
+    def step_terms(
+        self, y0: Tensor, yt: Tensor, t: Tensor, eps: Tensor, v: Tensor | None
+    ) -> Tensor:
+        r"""``(N,)``: the bound's term of each row at its own step ``t`` ``(N,)`` and draw
+        ``yt`` = :math:`x_t`, given the network's outputs there: the decoder's :math:`L_0 =
+        -\log p_\theta(x_0 \mid x_1)` where :math:`t = 1`, else :math:`L_{t-1} =
+        \mathrm{KL}(q(x_{t-1} \mid x_t, x_0) \Vert p_\theta(x_{t-1} \mid x_t))` in closed
+        form."""
+        mean = self.mean_from_eps(yt, t, eps)
+        var = self.reverse_variance(t, yt, v)
+        first = t == 1
+        out = y0.new_zeros(y0.shape[0])
+        # rows split by index, not torch.where: at t = 1 the posterior variance is 0, and a
+        # decoder's mass far from x_0 underflows; neither may reach the other rows' gradients
+        if bool(first.any()):
+            out = out.index_put((first,), -self._decoder_log_prob(y0[first], mean[first],
+                                                                  var[first]))  # fmt: skip
+        rest = ~first
+        if bool(rest.any()):
+            mean_q, var_q = self.posterior(y0[rest], yt[rest], t[rest])
+            out = out.index_put((rest,), gaussian_kl(mean_q, var_q, mean[rest], var[rest]))
+        return out
+
+    def _decoder_log_prob(self, y0: Tensor, mean: Tensor, var: Tensor) -> Tensor:
         if self.decoder == "discretized":
             return discretized_gaussian_log_prob(y0, mean, var.sqrt(), self.levels)
         return _normal_log_prob(y0, mean, var)
@@ -313,16 +461,16 @@ class DDPM(nn.Module):
         return math.prod(self.event_shape) * math.log(abs(self.scale))
 
     def _kl_term(self, y0: Tensor, tt: Tensor, c: Tensor | None) -> Tensor:
-        r"""``(N,)``: :math:`L_{t-1} = \mathrm{KL}(q(x_{t-1} \mid x_t, x_0) \Vert
-        p_\theta(x_{t-1} \mid x_t))` at one draw of :math:`x_t`, for step indices ``tt``
-        ``(N,)`` (each row its own step, all :math:`\ge 2`)."""
-        n, d = y0.shape[0], math.prod(self.event_shape)
+        r"""``(N,)``: :math:`L_{t-1}` at one draw of :math:`x_t` for step indices ``tt``
+        ``(N,)`` (each row its own step, all :math:`\ge 2`; see :meth:`step_terms`)."""
         yt = self.q_sample(y0, tt)
-        mean_q, var_q = self.posterior(y0, yt, tt)
-        var_p = self.reverse_variance(tt, y0).reshape(n, -1)[:, 0]
-        ratio = var_q.reshape(n, -1)[:, 0] / var_p
-        kl = 0.5 * (mean_q - self.reverse_mean(yt, tt, c)).pow(2).reshape(n, -1).sum(1) / var_p
-        return kl + 0.5 * d * (ratio - 1 - ratio.log())
+        return self.step_terms(y0, yt, tt, *self.outputs(yt, tt, c))
+
+    def _decoder_term(self, y0: Tensor, c: Tensor | None) -> Tensor:
+        r"""``(N,)``: :math:`L_0` at one draw of :math:`x_1`."""
+        one = torch.ones(y0.shape[0], dtype=torch.long, device=y0.device)
+        y1 = self.q_sample(y0, one)
+        return self.step_terms(y0, y1, one, *self.outputs(y1, one, c))
 
     def _prior_term(self, y0: Tensor) -> Tensor:
         a_T = self.alpha_bar[self.steps].to(y0)
@@ -333,8 +481,7 @@ class DDPM(nn.Module):
         r"""``(N, T + 1)``: :math:`L_0, L_1, \dots, L_{T-1}, L_T` in nats for one draw of each
         :math:`x_t` (their sum is :math:`L_\text{vlb}`, :math:`-\log p` bounded above)."""
         n, T = y0.shape[0], self.steps
-        y1 = self.q_sample(y0, torch.ones(n, dtype=torch.long, device=y0.device))
-        terms = [-self._decoder_log_prob(y0, y1, c)]
+        terms = [self._decoder_term(y0, c)]
         for t in range(2, T + 1):
             terms.append(self._kl_term(y0, torch.full((n,), t, device=y0.device), c))
         terms.append(self._prior_term(y0))
@@ -351,8 +498,7 @@ class DDPM(nn.Module):
         if m is None or m >= self.steps - 1:
             return self.vlb_terms(y0, c).sum(1)
         n, T = y0.shape[0], self.steps
-        y1 = self.q_sample(y0, torch.ones(n, dtype=torch.long, device=y0.device))
-        total = -self._decoder_log_prob(y0, y1, c) + self._prior_term(y0)
+        total = self._decoder_term(y0, c) + self._prior_term(y0)
         edges = torch.linspace(2, T + 1, m + 1).round().long().tolist()
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             tt = torch.randint(lo, hi, (n,), device=y0.device)
@@ -371,10 +517,9 @@ class DDPM(nn.Module):
             yt = self.q_step(y_prev, tt)
             log_w = log_w - _normal_log_prob(yt, (1 - b).sqrt() * y_prev, b)
             if t == 1:
-                log_w = log_w + self._decoder_log_prob(y0, yt, c)
+                log_w = log_w - self.step_terms(y0, yt, tt, *self.outputs(yt, tt, c))
             else:
-                mean_p = self.reverse_mean(yt, tt, c)
-                log_w = log_w + _normal_log_prob(y_prev, mean_p, self.reverse_variance(tt, y0))
+                log_w = log_w + _normal_log_prob(y_prev, *self.reverse(yt, tt, c))
             y_prev = yt
         return log_w + _normal_log_prob(y_prev, torch.zeros_like(y_prev), 1.0)
 
@@ -512,12 +657,11 @@ class DDPM(nn.Module):
         y = z
         for t in range(self.steps, 0, -1):
             tt = torch.full((y.shape[0],), t, dtype=torch.long, device=y.device)
-            mean = self.reverse_mean(y, tt, c)
             if t > 1:
-                std = self.reverse_variance(tt, y).sqrt()
-                y = mean + temperature * std * torch.randn_like(y)
+                mean, var = self.reverse(y, tt, c)
+                y = mean + temperature * var.sqrt() * torch.randn_like(y)
             else:
-                y = mean
+                y = self.reverse_mean(y, tt, c)
         return y
 
     def ddim(
@@ -569,14 +713,25 @@ class DDPM(nn.Module):
             self.eta = float(eta)
 
     def extra_log(self) -> dict[str, float]:
-        r"""Nothing beside the loss."""
-        return {}
+        r"""The last training batch's parts of a hybrid loss, ``l_simple`` and ``l_vlb_bpd``
+        (:math:`L_\text{vlb}` without :math:`L_T`, bits/dim), or of the ``"vlb"`` loss;
+        nothing for :math:`L_\text{simple}` alone."""
+        return dict(self._last)
 
     def extra_repr(self) -> str:
         return (
             f"event_shape={self.event_shape}, steps={self.steps}, schedule={self.schedule!r}, "
-            f"variance={self.variance!r}, decoder={self.decoder!r}, sampler={self.sampler!r}"
+            f"variance={self.variance!r}, objective={self.objective!r}, "
+            f"decoder={self.decoder!r}, sampler={self.sampler!r}"
         )
 
 
-__all__ = ["DDPM", "DECODERS", "SAMPLERS", "VARIANCES", "discretized_gaussian_log_prob"]
+__all__ = [
+    "DDPM",
+    "DECODERS",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "STEP_SAMPLING",
+    "VARIANCES",
+    "discretized_gaussian_log_prob",
+]
