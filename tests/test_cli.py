@@ -299,3 +299,27 @@ def test_interrupted_cli_run_keeps_its_checkpoints(tmp_path: Path,
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["checkpoint_every"] == 2
     assert any((out / "checkpoints").iterdir())
+
+
+def test_eval_estimator_aliases_ode_and_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DDPM: `bound` is its elbo and `ode` its probability-flow likelihood; a MAF has neither.
+    ddpm = tmp_path / "ddpm"
+    argv = ["train", "--model", "ddpm", "--data", "moons", "--steps", "4", "--train-size",
+            "256", "--batch-size", "64", "-o", "hidden=[8]", "-o", "steps=5", "--out", str(ddpm)]
+    assert run(argv, capsys)[0] == 0  # fmt: skip
+    code, stdout, _ = run(["eval", str(ddpm), "--estimator", "bound", "--rows", "8", "--json"],
+                          capsys)  # fmt: skip
+    assert code == 0 and json.loads(stdout)["test_estimator"].startswith("elbo")
+    code, stdout, _ = run(["eval", str(ddpm), "--estimator", "ode", "--rows", "8", "--json"],
+                          capsys)  # fmt: skip
+    result = json.loads(stdout)
+    assert code == 0 and result["test_estimate_kind"] == "exact"
+    maf = tmp_path / "maf"
+    argv = ["train", "--model", "maf", "--data", "moons", "--steps", "2", "--out", str(maf), *TINY]
+    assert run(argv, capsys)[0] == 0
+    code, _, err = run(["eval", str(maf), "--estimator", "ode"], capsys)
+    assert code == 2 and "--estimator ode: model 'maf' computes no likelihood by an ODE" in err
+    code, _, err = run(["eval", str(maf), "--estimator", "bound"], capsys)
+    assert code == 2 and "--estimator bound: model 'maf' has no bound to report" in err

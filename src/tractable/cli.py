@@ -251,6 +251,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.rows is not None and args.rows < 1:
         raise ValueError(f"--rows: expected an int >= 1, got {args.rows}")
     run = Run.load(args.run_dir)
+    args.estimator = _resolve_estimator(run, args.estimator)
     result = run.estimate(args.split, method=args.estimator, k=args.k, rows=args.rows)
     result.update(run.diagnostics(args.split))  # e.g. a VAE's active units, KL per dimension
     default = args.estimator in (None, run.model.estimators[0])
@@ -285,6 +286,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
         lines.append(f"KL per latent dimension (nats): {kl}")
     _print(result, args.json, lines)
     return 0
+
+
+ESTIMATOR_ALIASES = ("ode", "bound")
+
+
+def _resolve_estimator(run: Any, name: str | None) -> str | None:
+    r"""``--estimator``'s two aliases by what they compute: ``ode``, the exact likelihood of a
+    model that solves an ODE for it (FFJORD, DDPM's probability-flow ODE, flow matching);
+    ``bound``, the model's first estimator that gives a lower bound (DDPM's and a VAE's
+    ``elbo``/``iwae``). Other names pass through."""
+    if name not in ESTIMATOR_ALIASES:
+        return name
+    estimators = tuple(run.model.estimators)
+    if name == "bound":
+        bounds = [e for e in estimators if ESTIMATORS.get(e) == "bound"]
+        if not bounds:
+            raise ValueError(
+                f"--estimator bound: model {run.name!r} has no bound to report; its "
+                f"estimators are {', '.join(estimators)}"
+            )
+        return bounds[0]
+    from .continuous import CNF
+    from .diffusion import DDPM
+    from .flow_matching import FlowMatching
+
+    solves = isinstance(run.model, DDPM | FlowMatching) or any(
+        isinstance(m, CNF) for m in run.model.modules()
+    )
+    if not solves or "exact" not in estimators:
+        raise ValueError(
+            f"--estimator ode: model {run.name!r} computes no likelihood by an ODE; its "
+            f"estimators are {', '.join(estimators)}"
+        )
+    return "exact"
 
 
 def _record(run: Any, update: dict[str, Any]) -> None:
@@ -586,9 +621,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument(
         "--estimator",
-        choices=tuple(ESTIMATORS),
-        help="exact (flows), iwae (a VAE's default), importance or elbo; the default is the "
-        "model's own",
+        choices=(*ESTIMATORS, *ESTIMATOR_ALIASES),
+        help="exact (flows), iwae (a VAE's default), importance or elbo; ode (the exact "
+        "likelihood of FFJORD, DDPM or flow matching by its ODE) or bound (the model's "
+        "lower bound, e.g. DDPM's elbo); the default is the model's own",
     )
     e.add_argument("--k", type=int, help="samples per example of iwae, importance and elbo")
     e.add_argument(
