@@ -71,6 +71,17 @@ def test_clip_gradients_returns_the_norm_and_clips() -> None:
     assert float(total) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_clip_gradients_mixed_dtypes_and_a_nan() -> None:
+    # the fused norm serves tensors of one device and dtype; a mix takes the per-tensor path
+    a = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.zeros(1))
+    a.grad, b.grad = torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([4.0])
+    assert clip_gradients([a, b], max_norm=None) == 5.0
+    b.grad = torch.tensor([float("nan")])
+    assert math.isnan(clip_gradients([a, b], max_norm=1.0))
+    assert a.grad.tolist() == [3.0, 0.0]
+
+
 def test_clip_gradients_leaves_nonfinite_gradients_alone() -> None:
     a = torch.nn.Parameter(torch.zeros(2))
     a.grad = torch.tensor([float("inf"), 1.0])
