@@ -213,3 +213,12 @@ def test_a_run_with_only_the_trainers_summary_shows_its_size_and_time(
     (cut / "metrics.json").write_text(json.dumps(summary))
     row = report.compare.load_row(cut)["metrics"]
     assert row["params"] == full["params"] and row["train_seconds"] == stored["seconds"]
+
+
+def test_a_tie_of_every_run_marks_none(base: Path, tmp_path: Path) -> None:
+    dirs = [_copy(base, tmp_path / n, test_nll=2.5) for n in ("t1", "t2", "t3")]
+    res = report.compare_runs(dirs, tmp_path / "tie.html", plots=False)
+    assert not [r for r, col in res["best"] if col == "test_nll"]  # all equal: no best
+    _copy(base, tmp_path / "t4", test_nll=2.4)
+    res = report.compare_runs([*dirs, tmp_path / "t4"], tmp_path / "t.html", plots=False)
+    assert [r for r, col in res["best"] if col == "test_nll"] == ["t4"]

@@ -277,6 +277,8 @@ def best_cells(rows: list[dict[str, Any]], columns: list[Column], warnings: list
                     )
                     continue
             values = [v for _, v in have]
+            if len(set(values)) == 1:
+                continue  # a tie of every run (e.g. none memorises: all 0.000) ranks nothing
             target = min(values) if col.better == "lower" else max(values)
             marked.update((i, col.key) for i, v in have if v == target)
     return marked
