@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,10 @@ def test_bradley_terry_keeps_a_perfect_record_finite() -> None:
     assert np.isfinite(out["score"]).all() and out["score"][0] > out["score"][1]
     with pytest.raises(ValueError, match="pairs"):
         bradley_terry([(0, 0)], 2)
+
+
+def test_bradley_terry_of_one_item_is_zero_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a 0/0 in the MM updates used to warn here
+        out = bradley_terry([], 1, bootstrap=10)
+    assert out["score"].tolist() == [0.0]

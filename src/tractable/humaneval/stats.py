@@ -57,6 +57,8 @@ def _fit(wins: np.ndarray, prior: float, iters: int = 2000, tol: float = 1e-10) 
     # Hunter's (2004) MM updates; the prior adds `prior` virtual wins each way between every
     # pair, so that a model that won (or lost) every comparison keeps a finite strength.
     m = len(wins)
+    if m == 1:
+        return np.zeros(1)  # one item: nothing to compare, its centred strength is 0
     w = wins + prior * (1 - np.eye(m))
     games = w + w.T
     p = np.ones(m)
