@@ -17,7 +17,7 @@ def test_defaults_round_trip_through_json() -> None:
     assert back == cfg
     assert back.betas == (0.8, 0.99) and isinstance(back.betas, tuple)
     assert back.val_batch_size == 32
-    assert TrainConfig(batch_size=16).val_batch_size == 16
+    assert TrainConfig(batch_size=16).val_batch_size == 64  # no gradients: 4x the batch
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,10 @@ class TrainConfig:
         plateau_patience: evaluations without improvement before the rate is reduced.
         grad_clip: maximum global gradient norm, or ``None`` for no clipping.
         eval_every: validate every this many steps (and after the last step).
-        eval_batch_size: validation batch size (defaults to ``batch_size``).
+        eval_batch_size: validation batch size (defaults to ``4 * batch_size``: without
+            gradients a batch keeps no activations for a backward pass, and fewer, larger
+            batches cost less per row; the default MAF's 5,000 validation rows take 17 ms of
+            CPU in batches of 1,024 against 27 ms in batches of 256).
         patience: early stopping after this many evaluations in a row without improvement, or
             ``None`` to train for all ``steps``.
         min_delta: an evaluation improves on the best when it is lower by more than this.
@@ -194,7 +197,7 @@ class TrainConfig:
     @property
     def val_batch_size(self) -> int:
         r"""The batch size used for validation."""
-        return self.eval_batch_size if self.eval_batch_size is not None else self.batch_size
+        return self.eval_batch_size if self.eval_batch_size is not None else 4 * self.batch_size
 
     def to_dict(self) -> dict[str, Any]:
         r"""A JSON-ready dict of every field (``betas`` as a list)."""
