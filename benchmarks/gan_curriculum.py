@@ -69,12 +69,13 @@ def main() -> None:
             "sample_metrics": metrics.get("sample_metrics"),
         }
         print(json.dumps({name: rows[name]}, default=str), flush=True)
-    compare = ["compare", *(str(root / name) for name in arms), "--no-plots", "--json"]
+    report = ["--out", str(root / "report.html")]  # not into the working directory
+    compare = ["compare", *(str(root / name) for name in arms), "--no-plots", *report, "--json"]
     table = tractable(*compare)
     commands.append("tractable " + " ".join(compare))
     result = {"commands": commands, "root": str(root), "runs": rows, "compare": json.loads(table)}
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
-    print(tractable("compare", *(str(root / name) for name in arms), "--no-plots"))
+    print(tractable("compare", *(str(root / name) for name in arms), "--no-plots", *report))
 
 
 if __name__ == "__main__":
