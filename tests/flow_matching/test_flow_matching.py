@@ -281,3 +281,63 @@ def test_samples_are_differentiable_in_the_weights() -> None:
     assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.net.parameters())
     with pytest.raises(ValueError, match="unconditional"):
         model.sample(2, context=torch.zeros(1, 3))
+
+
+def test_likelihood_loss_is_the_exact_negative_log_likelihood() -> None:
+    torch.manual_seed(11)
+    model = FlowMatching(GaussianVelocity(MU, SIGMA), (2,), likelihood_steps=40)
+    x = MU + torch.randn(30, 2) @ torch.linalg.cholesky(SIGMA).T
+    truth = torch.distributions.MultivariateNormal(MU, SIGMA)
+    loss = model.likelihood_loss(x)
+    torch.testing.assert_close(loss, -truth.log_prob(x).mean(), atol=1e-6, rtol=0)
+    # differentiable in the weights, and equal to the CNF's own solve of the same steps
+    net = build_flow_matching((2,), hidden=(8, 8), solver="rk4", steps=5, likelihood_steps=5)
+    loss = net.likelihood_loss(x)
+    loss.backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in net.net.parameters())
+    torch.testing.assert_close(loss.detach(), -net.eval().estimate(x).values.mean(), atol=1e-10,
+                               rtol=0)  # fmt: skip
+
+
+def test_training_switches_to_maximum_likelihood_after_the_given_losses() -> None:
+    torch.manual_seed(12)
+    model = build_flow_matching((2,), hidden=(8,), likelihood_after=3, likelihood_steps=4, ema=0.5)
+    x = torch.randn(16, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for k in range(5):
+        opt.zero_grad()
+        loss = model.loss(x)
+        nll = model.likelihood_loss(x).detach()
+        if k < 3:  # the flow-matching loss draws times and noise: not the likelihood
+            assert not torch.allclose(loss.detach(), nll)
+        else:
+            torch.testing.assert_close(loss.detach(), nll)
+        loss.backward()
+        opt.step()
+    assert int(model.train_losses) == 5 and int(model.ema_steps) == 5
+    # evaluation (a validation loss) stays the flow-matching loss and counts nothing
+    model.eval()
+    with torch.no_grad():
+        model.loss(x)
+    assert int(model.train_losses) == 5
+    assert "train_losses" in model.state_dict()
+    assert "train_losses" not in build_flow_matching((2,), hidden=(8,)).state_dict()
+
+
+def test_training_time_distributions() -> None:
+    torch.manual_seed(13)
+    model = build_flow_matching((2,), hidden=(8,), times="logit-normal")
+    t = model._times(torch.zeros(100_000, 2))
+    logit = torch.log(t / (1 - t))
+    assert abs(float(logit.mean())) < 0.02 and abs(float(logit.std()) - 1.0) < 0.02
+    # stratified: one time in each of the N strata, in random order; each one U(0, 1)
+    model = build_flow_matching((2,), hidden=(8,), times="stratified")
+    t = model._times(torch.zeros(64, 2))
+    assert sorted((t * 64).floor().long().tolist()) == list(range(64))
+    assert not torch.equal(t.argsort(), torch.arange(64))
+    first = torch.stack([model._times(torch.zeros(8, 2))[0] for _ in range(20_000)])
+    assert abs(float(first.mean()) - 0.5) < 0.01 and abs(float(first.var()) - 1 / 12) < 0.003
+    with pytest.raises(ValueError, match="times"):
+        build_flow_matching((2,), times="beta")
+    with pytest.raises(ValueError, match="likelihood_steps"):
+        build_flow_matching((2,), likelihood_steps=0)
