@@ -11,9 +11,9 @@ One process, one intra-op thread, rounds alternating the three trainings on the 
   ``ExactOptimalTransportConditionalFlowMatcher``) drawing :math:`(t, x_t, u_t)` for the very
   same velocity network (built by our builder from the same options and seed, so the initial
   weights are identical), trained with the same Adam, learning-rate schedule, EMA, batch,
-  steps and epoch order by a plain loop; its field is then scored by our
-  :class:`~tractable.flow_matching.FlowMatching` (dopri5, atol = rtol = 1e-5, exact trace), so
-  that only the training differs.
+  steps and epoch order by a plain loop (the trainer's own optimiser and schedule objects); its
+  field is then scored by our :class:`~tractable.flow_matching.FlowMatching` (dopri5,
+  atol = rtol = 1e-5, exact trace), so that only the training differs.
 
 Reported per run: the test NLL (nats) with its standard error over the 5,000 test points, the
 paired excess over the true mixture density on the same points (mean and s.e. of
@@ -38,6 +38,7 @@ Not part of the test suite; torchcfm is an optional dependency (the ``bench`` ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -58,6 +59,7 @@ from tractable.runs import Run
 from tractable.runs.limits import build_checked
 from tractable.runs.setup import prepare
 from tractable.runs.training import train_run
+from tractable.train import LRSchedule, TrainConfig, make_optimizer
 from tractable.train.batches import permutation
 
 DATA = "8gaussians"
@@ -68,14 +70,26 @@ ATOL = RTOL = 1e-5
 # The NSF default run: `tractable train --model nsf --data 8gaussians`.
 NSF_COMMAND: dict[str, Any] = {"steps": 2000, "lr": 1e-3, "batch_size": 256, "options": {},
                                "train_options": {}}  # fmt: skip
-# The documented flow-matching command (see BENCHMARKS.md for the measurements behind it).
+# The documented flow-matching command (see BENCHMARKS.md for the measurements behind it):
+# 11,980 flow-matching steps, then 20 of maximum likelihood through the ODE at the cosine
+# schedule's floor min_lr.
 FM_COMMAND: dict[str, Any] = {
     "steps": 12000,
     "lr": 5e-3,
     "batch_size": 256,
-    "options": {"hidden": [64, 64, 64, 64], "time_scale": 1.0, "sigma_min": 0.05},
-    "train_options": {"schedule": "cosine", "eval_every": 2000, "checkpoint_every": 2000,
-                      "restore_best": False},  # fmt: skip
+    "options": {
+        "hidden": [64, 64, 64, 64],
+        "time_scale": 1.0,
+        "sigma_min": 0.05,
+        "likelihood_after": 11980,
+    },
+    "train_options": {
+        "schedule": "cosine",
+        "min_lr": 1e-4,
+        "eval_every": 2000,
+        "checkpoint_every": 2000,
+        "restore_best": False,
+    },  # fmt: skip
 }
 DDPM_COMMAND: dict[str, Any] = {"steps": 8000, "lr": 1e-3, "batch_size": 256, "options": {},
                                 "train_options": {"schedule": "cosine"}}  # fmt: skip
@@ -195,6 +209,10 @@ def run_torchcfm(command: dict[str, Any], seed: int, train: torch.Tensor, test: 
     sigma = float(options.pop("sigma_min", 0.0))
     if options.pop("coupling", "independent") != "independent":
         raise ValueError("the torchcfm side takes its coupling from its matcher (--peers)")
+    # torchcfm trains by flow matching alone: our maximum-likelihood fine-tune has no
+    # counterpart there, so its steps are flow-matching steps on that side
+    for key in ("likelihood_after", "likelihood_steps", "times"):
+        options.pop(key, None)
     torch.manual_seed(seed)  # as train_run seeds before building: the same initial weights
     net = build_flow_matching((2,), **options).net
     setup = prepare("flow-matching", DATA, options=command["options"])
@@ -203,9 +221,16 @@ def run_torchcfm(command: dict[str, Any], seed: int, train: torch.Tensor, test: 
     assert all(torch.equal(v, theirs[k]) for k, v in net.state_dict().items()), "not the same init"
     average = [p.detach().clone() for p in net.parameters()] if decay > 0 else None
     matcher = getattr(cfm, PEERS[peer])(sigma=sigma)
-    tcfg = {"schedule": "constant", **command["train_options"]}
     steps, batch, lr = command["steps"], command["batch_size"], command["lr"]
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    # the trainer's own optimiser (fused Adam) and learning-rate schedule
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    tcfg = TrainConfig(
+        steps=steps,
+        batch_size=batch,
+        lr=lr,
+        **{k: v for k, v in command["train_options"].items() if k in known},
+    )
+    opt, schedule = make_optimizer(net.parameters(), tcfg), LRSchedule(tcfg)
     per_epoch = train.shape[0] // batch
     before, start, cpu = load(), time.perf_counter(), time.process_time()
     net.train()
@@ -214,9 +239,7 @@ def run_torchcfm(command: dict[str, Any], seed: int, train: torch.Tensor, test: 
         if i == 0:
             order = permutation(train.shape[0], seed, epoch)
         x1 = train[order[i * batch : (i + 1) * batch]]
-        rate = lr
-        if tcfg["schedule"] == "cosine":
-            rate = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        rate = schedule.rate(step)
         for group in opt.param_groups:
             group["lr"] = rate
         if average is not None:  # the same bias-corrected EMA as ours, before each loss
@@ -293,14 +316,23 @@ def main() -> None:
     p.add_argument("--ddpm", action="store_true", help="also DDPM on 8gaussians and moons")
     p.add_argument("--ddpm-only", action="store_true", help="only the DDPM rows")
     p.add_argument("--no-peer", action="store_true", help="skip torchcfm")
-    p.add_argument("--peers", default="target,cfm,ot",
-                   help=f"torchcfm matchers to train, comma-separated, of {sorted(PEERS)}")
+    p.add_argument(
+        "--peers",
+        default="target,cfm,ot",
+        help=f"torchcfm matchers to train, comma-separated, of {sorted(PEERS)}",
+    )
     p.add_argument("--fm-steps", type=int, default=None, help="override FM_COMMAND's steps")
-    p.add_argument("--quick", action="store_true",
-                   help="a smoke test: 20 steps each, a 10-step DDPM chain (no meaningful numbers)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test: 20 steps each, a 10-step DDPM chain (no meaningful numbers)",
+    )
     p.add_argument("--out", default=None, help="JSON results file")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the entries of --out that this run does not produce")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the entries of --out that this run does not produce",
+    )
     p.add_argument("--keep", default=None, help="keep the run directories here")
     args = p.parse_args()
 
@@ -311,6 +343,11 @@ def main() -> None:
         ddpm["options"] = {"steps": 10}
     if args.fm_steps is not None:
         fm["steps"] = args.fm_steps
+    if fm["steps"] != FM_COMMAND["steps"]:
+        # the same number of final maximum-likelihood steps (at most a tenth of the run)
+        final = FM_COMMAND["steps"] - FM_COMMAND["options"]["likelihood_after"]
+        after = fm["steps"] - min(final, fm["steps"] // 10)
+        fm["options"] = {**fm["options"], "likelihood_after": after}
     peers = [] if args.no_peer else [k for k in args.peers.split(",") if k]
     for k in peers:
         if k not in PEERS:
@@ -332,8 +369,10 @@ def main() -> None:
         "true_test_nll": float(-true.mean()),
         "true_test_nll_se": float(true.std() / math.sqrt(true.shape[0])),
         "ode": {"solver": "dopri5", "atol": ATOL, "rtol": RTOL, "divergence": "exact"},
-        "commands": {"nsf": cli("nsf", DATA, nsf), "flow-matching":
-                     cli("flow-matching", DATA, fm)},  # fmt: skip
+        "commands": {
+            "nsf": cli("nsf", DATA, nsf),
+            "flow-matching": cli("flow-matching", DATA, fm),
+        },  # fmt: skip
         "load_start": load(),
         "runs": {"nsf": [], "flow-matching": [], **{f"torchcfm-{k}": [] for k in peers}},
     }
@@ -365,8 +404,12 @@ def main() -> None:
     if args.merge and args.out and Path(args.out).exists():
         old = json.loads(Path(args.out).read_text())
         if args.ddpm_only:  # only the DDPM rows are new
-            result = {**old, "ddpm": result["ddpm"], "ddpm_command": result["command"],
-                      "ddpm_load": [result["load_start"], result["load_end"]]}
+            result = {
+                **old,
+                "ddpm": result["ddpm"],
+                "ddpm_command": result["command"],
+                "ddpm_load": [result["load_start"], result["load_end"]],
+            }
         else:
             result = {**old, **result}
     text = json.dumps(result, indent=1)
