@@ -195,6 +195,28 @@ def test_auto_rule_threshold_and_memory_estimate(random_field) -> None:
     assert fresh._row_bytes == {} and fresh.nfe()["backward"] == 0
 
 
+def test_training_tolerances_apply_in_training_mode_only(random_field) -> None:
+    net = random_field(2, hidden=(16,), scale=2.0)
+    loose = CNF(net, atol=1e-9, rtol=1e-9, train_atol=1e-3, train_rtol=1e-3)
+    tight = CNF(net, atol=1e-9, rtol=1e-9)
+    x = torch.randn(16, 2)
+    counts = {}
+    for name, cnf in (("loose", loose), ("tight", tight)):
+        for mode in ("train", "eval"):
+            getattr(cnf, mode)()
+            cnf.reset_nfe()
+            with torch.no_grad():
+                z, ladj = cnf(x)
+            counts[name, mode] = (cnf.nfe()["forward"], z, ladj)
+    # evaluation solves to atol/rtol in both; training solves the loose one to 1e-3
+    assert counts["loose", "eval"][0] == counts["tight", "eval"][0]
+    assert counts["loose", "train"][0] < counts["tight", "train"][0] / 2
+    torch.testing.assert_close(counts["loose", "eval"][2], counts["tight", "eval"][2])
+    err = (counts["loose", "train"][2] - counts["tight", "train"][2]).abs().max()
+    assert 1e-7 < err < 1e-2
+    assert "train_atol=0.001" in repr(loose) and "train_atol" not in repr(tight)
+
+
 # -- context ------------------------------------------------------------------------------------
 def test_conditional_cnf_shapes_context_effect_and_round_trip(random_field) -> None:
     cnf = CNF(random_field(2, context=3, hidden=(8,)), solver="rk4", steps=8).eval()
@@ -367,6 +389,8 @@ def test_dynamics_with_wrong_output_shape_raises() -> None:
         ({"adjoint": 1}, TypeError, "adjoint"),
         ({"adjoint": "always"}, TypeError, "adjoint"),
         ({"direct_budget_mb": 0.0}, ValueError, "direct_budget_mb"),
+        ({"train_atol": 0.0}, ValueError, "train_atol"),
+        ({"train_rtol": "1e-3"}, TypeError, "train_rtol"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, name: str) -> None:

@@ -146,12 +146,12 @@ def FFJORD(  # noqa: N802 (a builder named like the model it builds)
 
     ``hidden``, ``layer`` and ``activation`` are those of :class:`~tractable.nn.ODEMLP`. Every
     keyword option of :class:`CNF` (``T``, ``learn_T``, ``solver``, ``atol``, ``rtol``,
-    ``steps``, ``adjoint``, ``direct_budget_mb``, ``divergence``, ``eval_divergence``,
-    ``noise``, ``kinetic``, ``jacobian``, ``options``) is an option of this builder too, with
-    the same default and meaning, and goes to every block. Training mode uses ``divergence``
-    (``"auto"`` by default: exact for ``D <= 8``, Hutchinson above); evaluation mode uses
-    ``eval_divergence`` (exact by default, ``D`` vector-Jacobian products per evaluation: fine
-    for tabular data, slow for images).
+    ``train_atol``, ``train_rtol``, ``steps``, ``adjoint``, ``direct_budget_mb``,
+    ``divergence``, ``eval_divergence``, ``noise``, ``kinetic``, ``jacobian``, ``options``) is
+    an option of this builder too, with the same default and meaning, and goes to every block.
+    Training mode uses ``divergence`` (``"auto"`` by default: exact for ``D <= 8``, Hutchinson
+    above); evaluation mode uses ``eval_divergence`` (exact by default, ``D`` vector-Jacobian
+    products per evaluation: fine for tabular data, slow for images).
 
     The default field is a ``tanh`` MLP that sees time by concatenation (``layer="concat"``;
     ``tanh`` is the activation of FFJORD's toy experiments). Measured on 8gaussians with the
