@@ -66,8 +66,8 @@ class Peer:
 
 
 class Ours:
-    def __init__(self, hidden: list[int]) -> None:
-        self.flow = FFJORD(2, hidden=tuple(hidden))
+    def __init__(self, hidden: list[int], options: dict | None = None) -> None:
+        self.flow = FFJORD(2, hidden=tuple(hidden), **(options or {}))
 
     def parameters(self):
         return self.flow.parameters()
@@ -138,8 +138,16 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an FFJORD option for ours (VALUE parsed as JSON), e.g. train_atol=1e-3",
+    )
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.option)}
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
@@ -153,7 +161,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     zuko_rec = Record("zuko", Peer(args.hidden))
     torch.manual_seed(args.seed)
-    ours = Record("ours", Ours(args.hidden))
+    ours = Record("ours", Ours(args.hidden, options))
     # the same sequence of batches for both: ours replays zuko's, then draws its own beyond them
     batches: list[torch.Tensor] = []
     equal_wall = None
@@ -185,7 +193,9 @@ def main() -> None:
         f"networks hidden {args.hidden}; steps interleaved in one process, {args.threads} "
         "thread(s); evaluation excluded from the training clocks; test NLL with the exact "
         "divergence. zuko: CNF defaults (ELU MLP, sin/cos time features, exact divergence, "
-        "dopri5 atol 1e-6 rtol 1e-5, adaptive checkpoint adjoint). ours: FFJORD defaults.",
+        "dopri5 atol 1e-6 rtol 1e-5, adaptive checkpoint adjoint). ours: FFJORD defaults"
+        + (f" with {options}" if options else "")
+        + ".",
         "config": vars(args),
         "torch": torch.__version__,
         "entropy": ENTROPY,
