@@ -97,12 +97,13 @@ class StepSampler(nn.Module):
         super().__init__()
         self.steps = check_positive_int(steps, "steps")
         self.history = check_positive_int(history, "history")
+        # a ring buffer per step; writes counts every value ever recorded
         self.register_buffer("values", torch.zeros(self.steps, self.history))
-        self.register_buffer("counts", torch.zeros(self.steps, dtype=torch.long))
+        self.register_buffer("writes", torch.zeros(self.steps, dtype=torch.long))
 
     def probabilities(self) -> Tensor | None:
         r""":math:`p_t` ``(T,)``, or ``None`` while the history is incomplete (uniform)."""
-        if bool((self.counts < self.history).any()):
+        if bool((self.writes < self.history).any()):
             return None
         p = self.values.double().pow(2).mean(1).sqrt()
         p = p / p.sum()
@@ -111,7 +112,7 @@ class StepSampler(nn.Module):
 
     def draw(self, n: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         r"""``n`` steps ``(n,)`` in :math:`1..T` and their weights :math:`1 / p_t` ``(n,)``."""
-        device = self.counts.device
+        device = self.writes.device
         p = self.probabilities()
         if p is None:
             t = torch.randint(1, self.steps + 1, (n,), device=device)
@@ -121,15 +122,19 @@ class StepSampler(nn.Module):
 
     @torch.no_grad()
     def update(self, t: Tensor, terms: Tensor) -> None:
-        r"""Record the terms ``(n,)`` of steps ``t`` ``(n,)``, oldest out first."""
-        for step, value in zip(t.tolist(), terms.tolist(), strict=True):
-            row = step - 1
-            if self.counts[row] == self.history:
-                self.values[row] = torch.roll(self.values[row], -1)
-                self.values[row, -1] = value
-            else:
-                self.values[row, self.counts[row]] = value
-                self.counts[row] += 1
+        r"""Record the terms ``(n,)`` of steps ``t`` ``(n,)`` in order: each step keeps its
+        ``history`` latest values."""
+        rows = t.reshape(-1) - 1
+        order = torch.argsort(rows, stable=True)
+        rows, terms = rows[order], terms.reshape(-1)[order].to(self.values.dtype)
+        # the rank of each value among its step's values in this batch, in batch order
+        rank = torch.arange(rows.numel(), device=rows.device) - torch.searchsorted(rows, rows)
+        count = torch.bincount(rows, minlength=self.steps)
+        # only a step's last `history` values of the batch survive; their slots are distinct
+        keep = rank >= count[rows] - self.history
+        slot = (self.writes[rows] + rank) % self.history
+        self.values[rows[keep], slot[keep]] = terms[keep]
+        self.writes += count
 
 
 __all__ = ["StepSampler", "gaussian_kl", "interpolated_variance", "split_output"]
