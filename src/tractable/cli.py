@@ -307,14 +307,7 @@ def _resolve_estimator(run: Any, name: str | None) -> str | None:
                 f"estimators are {', '.join(estimators)}"
             )
         return bounds[0]
-    from .continuous import CNF
-    from .diffusion import DDPM
-    from .flow_matching import FlowMatching
-
-    solves = isinstance(run.model, DDPM | FlowMatching) or any(
-        isinstance(m, CNF) for m in run.model.modules()
-    )
-    if not solves or "exact" not in estimators:
+    if not run.entry.ode or "exact" not in estimators:
         raise ValueError(
             f"--estimator ode: model {run.name!r} computes no likelihood by an ODE; its "
             f"estimators are {', '.join(estimators)}"

@@ -63,6 +63,8 @@ class Entry:
         train_defaults: trainer settings (:class:`~tractable.train.TrainConfig` fields) the
             family needs by default, under the user's own (e.g. a GAN keeps its last weights:
             a validation loss does not rank a generator).
+        ode: the model's exact likelihood comes from solving an ODE (``tractable eval
+            --estimator ode``).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Entry:
     defaults: str = "tractable.flows.defaults:run_defaults"
     interpolate: str | None = None
     train_defaults: tuple[tuple[str, Any], ...] = ()
+    ode: bool = False
 
     def builder(self) -> Callable[..., nn.Module]:
         return _resolve(self.target)
@@ -117,7 +120,7 @@ MODELS: dict[str, Entry] = {
         Entry("radial", "flow", f"{_FLOWS}:Radial", "vector", "exact",
               "radial flows (Rezende and Mohamed 2015)"),
         Entry("ffjord", "continuous flow", "tractable.continuous:FFJORD", "vector", "exact",
-              "continuous normalizing flow on torchdiffeq (Grathwohl et al. 2019)"),
+              "continuous normalizing flow on torchdiffeq (Grathwohl et al. 2019)", ode=True),
         Entry("glow", "image flow", f"{_IMAGE}:Glow", "image", "exact",
               "multiscale Glow for images (Kingma and Dhariwal 2018)", "shape",
               interpolate=f"{_IMAGE}:interpolate"),
@@ -138,12 +141,12 @@ MODELS: dict[str, Entry] = {
         Entry("flow-matching", "flow matching", "tractable.flow_matching:build_flow_matching",
               "any", "exact", "conditional flow matching / rectified flow, OT couplings; exact "
               "likelihood by the ODE (Lipman et al. 2023)", "shape",
-              defaults="tractable.flow_matching.builders:run_defaults"),
+              defaults="tractable.flow_matching.builders:run_defaults", ode=True),
         Entry("ddpm", "diffusion", "tractable.diffusion:build_ddpm", "any", "bound",
               "denoising diffusion: L_simple or hybrid with learned variances, variational "
               "bound, DDIM; exact likelihood by the probability-flow ODE (Ho et al. 2020)",
               "shape",
-              defaults="tractable.diffusion.builders:run_defaults"),
+              defaults="tractable.diffusion.builders:run_defaults", ode=True),
     ]
 }  # fmt: skip
 
