@@ -35,6 +35,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=1000, help="samples for FID and KID")
+    p.add_argument("--first", choices=("plain", "curriculum"), default="plain",
+                   help="which arm trains first (the machine's load drifts)")  # fmt: skip
     p.add_argument("--root", default=None, help="where the runs go (default: a temporary folder)")
     p.add_argument("--out", default="benchmarks/results/gan_curriculum.json")
     args = p.parse_args()
@@ -46,6 +48,8 @@ def main() -> None:
         "plain": [],
         "curriculum": ["-o", f"curriculum={args.curriculum}", "-o", f"fade={args.fade}"],
     }
+    if args.first == "curriculum":
+        arms = dict(reversed(arms.items()))
     commands, rows = [], {}
     for name, extra in arms.items():
         out = root / name

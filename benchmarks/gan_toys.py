@@ -60,6 +60,7 @@ def main() -> None:
                 out = root / f"{data}-{loss}-{seed}"
                 options = {"loss": loss, "hidden": json.loads(args.hidden), **common,
                            **per_loss.get(loss, {})}  # fmt: skip
+                load = os.getloadavg()[0]
                 started = time.perf_counter()
                 train_run(
                     model="gan", data=data, steps=args.steps, batch_size=args.batch_size,
@@ -70,7 +71,7 @@ def main() -> None:
                 row = {
                     "data": data, "loss": loss, "seed": seed, "steps": args.steps,
                     "batch_size": args.batch_size, "options": options,
-                    "train_seconds": round(seconds, 1),
+                    "train_seconds": round(seconds, 1), "load_before": round(load, 2),
                     "modes": m["modes"]["modes_captured"], "n_modes": m["modes"]["n_modes"],
                     # PacGAN's count (Lin et al. 2018): a mode with fewer than 20 high-quality
                     # samples in 2,500 is lost; 40 in our 5,000
