@@ -322,6 +322,15 @@ def test_training_switches_to_maximum_likelihood_after_the_given_losses() -> Non
     assert int(model.train_losses) == 5
     assert "train_losses" in model.state_dict()
     assert "train_losses" not in build_flow_matching((2,), hidden=(8,)).state_dict()
+    # the count is part of the weights: a model loaded from them (a resumed run) goes on
+    # with the likelihood, one built afresh starts with flow matching
+    loaded = build_flow_matching((2,), hidden=(8,), likelihood_after=3, likelihood_steps=4, ema=0.5)
+    fresh = build_flow_matching((2,), hidden=(8,), likelihood_after=3, likelihood_steps=4, ema=0.5)
+    loaded.load_state_dict(model.state_dict())
+    fresh.net.load_state_dict(model.net.state_dict())
+    nll = model.train().likelihood_loss(x).detach()
+    torch.testing.assert_close(loaded.train().loss(x).detach(), nll)
+    assert not torch.allclose(fresh.train().loss(x).detach(), nll)
 
 
 def test_training_time_distributions() -> None:
