@@ -90,10 +90,12 @@ def density_2d(
     out: str | Path,
     resolution: int = 200,
     title: str = "",
+    bins: int = 120,
 ) -> Path:
     r"""Three panels: the data, the model's density on a grid, and the model's samples, on the
     same axes. ``log_prob`` maps ``(M, 2)`` points to ``(M,)`` log-densities; without one (a
-    model with no exact density) the density panel is left out."""
+    model with no exact density) the density panel is left out. ``resolution`` is the density
+    grid's side, ``bins`` the histograms'."""
     if data.dim() != 2 or data.shape[1] != 2:
         raise ValueError(f"data: expected shape (N, 2), got {tuple(data.shape)}")
     (x0, x1), (y0, y1) = _bounds(data)
@@ -114,7 +116,7 @@ def density_2d(
             )
         else:
             pts = pts.detach().cpu().numpy()
-            ax.hist2d(pts[:, 0], pts[:, 1], bins=120, range=[[x0, x1], [y0, y1]], cmap="magma")
+            ax.hist2d(pts[:, 0], pts[:, 1], bins=bins, range=[[x0, x1], [y0, y1]], cmap="magma")
         ax.set_title(name)
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
