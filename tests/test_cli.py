@@ -323,3 +323,20 @@ def test_eval_estimator_aliases_ode_and_bound(
     assert code == 2 and "--estimator ode: model 'maf' computes no likelihood by an ODE" in err
     code, _, err = run(["eval", str(maf), "--estimator", "bound"], capsys)
     assert code == 2 and "--estimator bound: model 'maf' has no bound to report" in err
+
+
+def test_commands_other_than_train_take_one_thread_on_a_busy_machine(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setattr("tractable.runs.threads.available_cores", lambda: 2)
+    calls: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n)))
+    before = torch.get_num_threads()
+    assert run(["list"], capsys)[0] == 0
+    assert calls == [1, before]  # one thread while it ran, the previous number restored
