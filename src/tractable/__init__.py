@@ -17,8 +17,10 @@ Example:
 from . import (
     continuous,
     data,
+    diffusion,
     distributions,
     estimators,
+    flow_matching,
     flows,
     gan,
     metrics,
@@ -39,8 +41,10 @@ __version__ = "0.1.0"
 __all__ = [
     "continuous",
     "data",
+    "diffusion",
     "distributions",
     "estimators",
+    "flow_matching",
     "metrics",
     "flows",
     "gan",

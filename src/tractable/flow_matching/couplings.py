@@ -12,7 +12,6 @@ empirical measures with uniform weights (an assignment problem, solved by POT's 
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor
 
@@ -39,6 +38,8 @@ def ot_permutation(x0: Tensor, x1: Tensor) -> Tensor:
     b = x1.detach().reshape(n, -1).double().cpu()
     cost = torch.cdist(a, b).pow(2).numpy()
     weights = np.full(n, 1.0 / n)
+    import ot  # POT imports scipy (1.7 s): on first use, not with the package
+
     plan = ot.emd(weights, weights, cost)
     # a vertex of the assignment polytope: one entry 1/N per row and column
     rows_for_columns = plan.argmax(axis=0)
