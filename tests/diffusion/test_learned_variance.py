@@ -266,7 +266,8 @@ def test_vlb_objective_with_importance_sampling_is_unbiased() -> None:
 def test_networks_with_a_variance_output() -> None:
     mlp = build_ddpm((3,), hidden=(8,), steps=5, variance="learned", objective="hybrid")
     assert mlp.net(torch.randn(4, 3), torch.rand(4)).shape == (4, 6)
-    image = build_ddpm((1, 8, 8), hidden=(8,), steps=5, variance="learned", objective="hybrid")
+    image = build_ddpm((1, 8, 8), network="mlp", hidden=(8,), steps=5, variance="learned",
+                       objective="hybrid")  # fmt: skip
     assert image.net(torch.randn(4, 1, 8, 8), torch.rand(4)).shape == (4, 2, 8, 8)
     unet = build_ddpm((1, 8, 8), network="unet", width=8, steps=5, variance="learned",
                       objective="hybrid")  # fmt: skip

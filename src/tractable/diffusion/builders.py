@@ -68,7 +68,7 @@ def build_ddpm(
     embedding: int = 32,
     activation: str = "silu",
     time_scale: float = 10.0,
-    network: str = "mlp",
+    network: str = "auto",
     width: int = 32,
     steps: int = 1000,
     schedule: str = "linear",
@@ -90,8 +90,9 @@ def build_ddpm(
     bound_terms: int | None = None,
 ) -> DDPM:
     r"""Build a :class:`DDPM` with a :func:`~tractable.nn.time.time_mlp` noise network for
-    events of ``shape`` (images flattened by the network), or for images with
-    ``network="unet"`` a :class:`~tractable.nn.unet.UNet` of ``width`` channels.
+    events of ``shape`` (``network="mlp"``; images flattened by the network), or a
+    :class:`~tractable.nn.unet.UNet` of ``width`` channels (``network="unet"``); the default
+    ``"auto"`` takes the U-Net for images ``(C, H, W)`` and the MLP for vectors.
 
     ``time_scale`` is the time embedding's scale on :math:`s = t / T \in [0, 1]`: 10 rather
     than DDPM's 1000 (on integer steps), so that the network changes slowly between steps and

@@ -23,7 +23,7 @@ def build_flow_matching(
     embedding: int = 32,
     activation: str = "silu",
     time_scale: float = 10.0,
-    network: str = "mlp",
+    network: str = "auto",
     width: int = 32,
     drop: float = 0.0,
     guidance: float = 0.0,
@@ -43,7 +43,8 @@ def build_flow_matching(
     a :class:`~tractable.nn.time.TimeMLP` (``network="mlp"``; images are flattened by the
     network and reshaped back) or, for images, a :class:`~tractable.nn.unet.UNet`
     (``network="unet"``, ``width`` channels in the first level; with a context, class
-    dropout ``drop`` in training and classifier-free ``guidance`` in sampling).
+    dropout ``drop`` in training and classifier-free ``guidance`` in sampling). The default
+    ``"auto"`` takes the U-Net for images ``(C, H, W)`` and the MLP for vectors.
 
     Args:
         hidden, embedding, activation: the network's (see :class:`~tractable.nn.time.TimeMLP`).

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..checks import check_positive_int
 from .time import SinusoidalEmbedding, time_mlp
 
-NETWORKS = ("mlp", "unet")
+NETWORKS = ("auto", "mlp", "unet")
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -169,16 +169,24 @@ def field_network(
     guidance: float = 0.0,
 ) -> nn.Module:
     r"""A field ``(x, t, c) -> (N, *event)`` by name: ``"mlp"`` (:func:`~tractable.nn.time.
-    time_mlp` of ``hidden``), or ``"unet"`` for ``(C, H, W)`` (:class:`UNet` of ``width``
-    channels, its embedding twice ``embedding`` wide).
+    time_mlp` of ``hidden``), ``"unet"`` for ``(C, H, W)`` (:class:`UNet` of ``width``
+    channels, its embedding twice ``embedding`` wide), or ``"auto"``: the U-Net for images
+    ``(C, H, W)``, the MLP for vectors (data seen as images, e.g. ``--data-option image=true``,
+    get the network made for them without ``-o network=unet``).
 
     Example:
         >>> field_network((1, 8, 8), 0, "unet", (), 16, "silu", 10.0, 8).shape
         (1, 8, 8)
+        >>> type(field_network((1, 8, 8), 0, "auto", (8,), 16, "silu", 10.0, 8)).__name__
+        'UNet'
+        >>> type(field_network((64,), 0, "auto", (8,), 16, "silu", 10.0, 8)).__name__
+        'TimeMLP'
     """
     event = tuple(int(s) for s in event)
     if network not in NETWORKS:
         raise ValueError(f"network: expected one of {NETWORKS}, got {network!r}")
+    if network == "auto":
+        network = "unet" if len(event) == 3 else "mlp"
     if network == "mlp":
         return time_mlp(event, context, hidden, embedding, activation, time_scale)
     if len(event) != 3:
