@@ -263,8 +263,8 @@ def test_growing_networks_are_the_plain_ones_at_full_resolution(shape: tuple[int
     # its parameters and FLOPs, and only the 1x1 heads of the lower resolutions are extra
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tractable.gan.growing import GrowingDiscriminator, GrowingGenerator
     from tractable.nn.adversarial import ConvDiscriminator, ConvGenerator
+    from tractable.nn.growing import GrowingDiscriminator, GrowingGenerator
 
     def flops(net: nn.Module, x: torch.Tensor) -> int:
         with FlopCounterMode(display=False) as counter:

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..nn.adversarial import OUTPUTS, discriminator, generator
-from .growing import GrowingDiscriminator, GrowingGenerator
+from ..nn.growing import GrowingDiscriminator, GrowingGenerator
 from .losses import LOSSES
 from .model import GAN
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..nn.adversarial import ConvDiscriminator, ConvGenerator
+from .adversarial import ConvDiscriminator, ConvGenerator
 
 
 class GrowingGenerator(nn.Module):
