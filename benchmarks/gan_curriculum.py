@@ -2,7 +2,7 @@
 with and without ``-o curriculum=...`` (Karras et al. 2018), each stopped by the same
 ``-t max_seconds`` budget and seed, then FID and KID in the project's feature space in one
 ``tractable compare``. The growing networks are the plain ones plus 1x1 heads for the lower
-resolutions (``tractable.gan.growing``): at 28 x 28 the same layers, parameters and FLOPs, so
+resolutions (``tractable.nn.growing``): at 28 x 28 the same layers, parameters and FLOPs, so
 the budget buys the schedule, not a network size.
 
     python benchmarks/gan_curriculum.py --seconds 600 --curriculum "[400,1200]" --fade 200 \\

@@ -91,7 +91,7 @@ def build_gan(
             which each larger resolution starts to fade in over ``fade`` steps (28 x 28: two
             steps, from 7 x 7 to 14 x 14 and to 28 x 28), e.g. ``-o curriculum=[1000,2000]``.
             The growing networks are the plain DCGAN networks plus 1x1 heads for the lower
-            resolutions (:mod:`tractable.gan.growing`): the same layers, parameters and FLOPs
+            resolutions (:mod:`tractable.nn.growing`): the same layers, parameters and FLOPs
             at full resolution.
 
     Other arguments as for :class:`GAN`.

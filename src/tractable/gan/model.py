@@ -57,7 +57,7 @@ class GAN(nn.Module):
         lr_d, lr_g, betas: the two optimisers' learning rates and Adam betas.
         ema: the decay of the generator's moving average (0: sample from the generator).
         curriculum: progressive growing (Karras et al. 2018) for networks with ``stages``
-            (:class:`~tractable.gan.growing.GrowingGenerator`): the training steps at
+            (:class:`~tractable.nn.growing.GrowingGenerator`): the training steps at
             which each larger resolution starts to fade in; ``None``: full resolution from
             the start.
         fade: the steps over which a new resolution fades in.
