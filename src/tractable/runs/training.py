@@ -212,11 +212,11 @@ def mode_log(
     The count is a monitor, so it may take at most ``share`` of the run's time: once the last
     count's sampling took more than :data:`MODE_LOG_FREE_SECONDS`, an evaluation whose count
     would take the monitor's total above ``share`` of the time since the start is logged
-    without it. For most
-    models the count costs milliseconds and comes with every evaluation; for a sampler of a
-    thousand network calls per sample (DDPM's ancestral sampler) it would otherwise cost more
-    than the training: 1,000 samples on 8gaussians took a second or more at each of 40
-    evaluations, 114 s of the run against 25 s on moons, which has no modes to count.
+    without it. For most models the count costs milliseconds and comes with every evaluation;
+    for a sampler of a thousand network calls per sample (DDPM's ancestral sampler) it would
+    otherwise cost more than the training: 1,000 samples on 8gaussians took a second or more at
+    each of 40 evaluations, 114 s of the run against 25 s on moons, which has no modes to
+    count.
     """
     name = setup.dataset.name
     if name not in MIXTURE_STD or setup.dataset.shape != (2,) or setup.conditional:
