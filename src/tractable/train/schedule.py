@@ -133,8 +133,8 @@ def clip_gradients(params: list[nn.Parameter], max_norm: float | None) -> float:
         return 0.0
     detached = [g.detach() for g in grads]
     if len({(g.device, g.dtype) for g in detached}) == 1 and not any(g.is_sparse for g in detached):
-        # one fused call for all the tensors' norms (as clip_grad_norm_ does): 0.19 against
-        # 0.41 ms for the default MAF's 30 tensors, about 4% of its training step
+        # one fused call for all the tensors' norms (as clip_grad_norm_ does): the default
+        # MAF's 30 gradients take 0.061 against 0.13 ms (1 thread, quiet machine)
         norms = torch.stack(torch._foreach_norm(detached, 2.0)).double()
     else:
         norms = torch.stack([torch.linalg.vector_norm(g, 2.0).double() for g in detached])
