@@ -7,7 +7,14 @@ import pytest
 import torch
 from torch import Tensor
 
-from tractable.continuous import CNF, FFJORD, ContinuousFlow, rnode_penalty, total_nfe
+from tractable.continuous import (
+    CNF,
+    FFJORD,
+    ContinuousFlow,
+    reset_nfe,
+    rnode_penalty,
+    total_nfe,
+)
 from tractable.flows import Flow
 from tractable.transforms import Compose, Transform
 
@@ -103,6 +110,32 @@ def test_loss_adds_weighted_rnode_terms_and_logs_nfe() -> None:
         val = flow.loss(x)
     assert flow.extra_log() == log
     torch.testing.assert_close(val, -flow.log_prob(x).mean())
+
+
+def test_trains_at_looser_tolerances_than_it_evaluates() -> None:
+    # FFJORD's one default that differs from CNF's; None trains at atol/rtol again
+    def cnfs(flow: torch.nn.Module) -> list[CNF]:
+        return [m for m in flow.modules() if isinstance(m, CNF)]
+
+    flow = FFJORD(2, hidden=(8,), blocks=2)
+    assert all((c.train_atol, c.train_rtol, c.atol, c.rtol) == (1e-3, 1e-3, 1e-5, 1e-5)
+               for c in cnfs(flow))  # fmt: skip
+    plain = FFJORD(2, hidden=(8,), train_atol=None, train_rtol=None)
+    assert all(c.train_atol is None and c.train_rtol is None for c in cnfs(plain))
+    torch.manual_seed(0)
+    x = torch.randn(16, 2)
+    a, b = FFJORD(2, hidden=(16,)), FFJORD(2, hidden=(16,), train_atol=None, train_rtol=None)
+    b.load_state_dict(a.state_dict())
+    nfe = {}
+    for name, model in (("default", a), ("plain", b)):
+        for mode in ("train", "eval"):
+            getattr(model, mode)()
+            with torch.no_grad():
+                reset_nfe(model)
+                model.log_prob(x)
+            nfe[name, mode] = total_nfe(model)["forward"]
+    assert nfe["default", "eval"] == nfe["plain", "eval"] == nfe["plain", "train"]
+    assert nfe["default", "train"] < nfe["plain", "train"]
 
 
 def test_loss_without_regularisation_is_the_nll() -> None:

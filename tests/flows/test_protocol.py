@@ -127,8 +127,11 @@ def test_builders_publish_every_option() -> None:
     ffjord = inspect.signature(FFJORD).parameters
     cnf = list(inspect.signature(CNF).parameters)[1:]
     assert set(cnf) <= set(ffjord)
+    # CNF's defaults, except that FFJORD trains at looser tolerances than it evaluates
+    own = {"train_atol": 1e-3, "train_rtol": 1e-3}
     assert all(
-        ffjord[name].default == inspect.signature(CNF).parameters[name].default for name in cnf
+        ffjord[name].default == own.get(name, inspect.signature(CNF).parameters[name].default)
+        for name in cnf
     )
 
 

@@ -112,10 +112,11 @@ class CNF(Transform):
         atol, rtol: the adaptive solver's absolute and relative tolerances.
         train_atol, train_rtol: the tolerances in training mode (``None``: ``atol``, ``rtol``).
             Evaluation keeps ``atol``/``rtol``, so reported likelihoods stay as accurate; on
-            8gaussians (FFJORD, 64-64-64, batch 256, 500 steps on the same batches) training at
-            ``1e-3`` instead of ``1e-5`` gave the same test NLL to 0.001 nats at about 0.6x
-            the time per step (``BENCHMARKS.md``, CNF section). Not the default: measured on
-            one data set only.
+            8gaussians (FFJORD, 64-64-64, batch 256, the same batches) training at ``1e-3``
+            instead of ``1e-5`` gave the same test NLL to 0.001 nats over 600 steps and to
+            0.003 over 3,000, at 0.65-0.73x the time per step (``BENCHMARKS.md``, CNF
+            section). :func:`~tractable.continuous.FFJORD` defaults to ``1e-3``; a bare
+            ``CNF`` trains at ``atol``/``rtol`` unless told otherwise.
         steps: the number of steps over the time span; required by fixed-step solvers, not
             allowed for adaptive ones.
         adjoint: ``True``: backpropagate with the adjoint method (``torchdiffeq.odeint_adjoint``,
