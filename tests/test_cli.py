@@ -340,3 +340,29 @@ def test_commands_other_than_train_take_one_thread_on_a_busy_machine(
     before = torch.get_num_threads()
     assert run(["list"], capsys)[0] == 0
     assert calls == [1, before]  # one thread while it ran, the previous number restored
+
+
+def test_the_program_freezes_its_imports_and_passes_on_the_exit_code() -> None:
+    # the `tractable` program (console script, `python -m tractable`) freezes the objects of
+    # its imports before the command and everything before exiting; main() as a function
+    # freezes nothing
+    probe = (
+        "import gc, sys\n"
+        "from tractable import cli\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "cli.main(['list', '--json'])\n"
+        "assert gc.get_freeze_count() == 0, 'main() froze the caller'\n"
+        "def fake(argv=None):\n"
+        "    print('frozen before the command:', gc.get_freeze_count() > 0)\n"
+        "    return 3\n"
+        "cli.main = fake\n"
+        "cli.entry()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 3, out.stderr
+    assert out.stdout.strip().endswith("frozen before the command: True")
+    listing = subprocess.run(
+        [sys.executable, "-m", "tractable", "list", "--json"], capture_output=True, text=True
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "maf" in json.loads(listing.stdout)["models"]
