@@ -350,3 +350,128 @@ def test_training_time_distributions() -> None:
         build_flow_matching((2,), times="beta")
     with pytest.raises(ValueError, match="likelihood_steps"):
         build_flow_matching((2,), likelihood_steps=0)
+
+
+def test_stable_target_over_a_finite_data_set_is_its_marginal_field() -> None:
+    # with the whole data set as the reference, the stable target is the marginal field of
+    # the path p_t(x) = mean_k N(x; t x_k, a_t^2 I): it satisfies the continuity equation
+    # d p_t / dt + div(p_t v) = 0, checked by autograd (float64)
+    torch.manual_seed(6)
+    atoms = torch.randn(5, 2, dtype=torch.float64) * 2.0
+    for sigma_min in (0.0, 0.1):
+        model = build_flow_matching((2,), hidden=(8,), sigma_min=sigma_min, target="stable")
+        t = torch.rand(40, dtype=torch.float64).mul(0.98).add(0.01).requires_grad_(True)
+        a = (1.0 - (1.0 - sigma_min) * t).unsqueeze(1)
+        # points on the paths, where the density is not negligible
+        x = t.detach().unsqueeze(1) * atoms[torch.arange(40) % 5]
+        x = (x + a.detach() * torch.randn(40, 2, dtype=torch.float64)).requires_grad_(True)
+        d2 = (x.unsqueeze(1) - t.reshape(-1, 1, 1) * atoms).pow(2).sum(-1)
+        p = (torch.exp(-d2 / (2 * a**2)) / (2 * math.pi * a**2)).mean(1)
+        v = model.stable_target(x, t, atoms)
+        flux = p.unsqueeze(1) * v
+        dp_dt = torch.autograd.grad(p.sum(), t, create_graph=True)[0]
+        div = sum(torch.autograd.grad(flux[:, d].sum(), x, retain_graph=True)[0][:, d]
+                  for d in range(2))  # fmt: skip
+        # relative to the density, which varies over orders of magnitude between the points
+        residual = ((dp_dt + div) / p).detach()
+        torch.testing.assert_close(residual, torch.zeros_like(residual), atol=1e-9, rtol=0)
+        # and the equation is not met trivially: each term is of order 1 relative to p
+        assert float((dp_dt / p).detach().abs().median()) > 0.1
+
+
+def test_stable_target_of_a_batch_of_one_is_the_conditional_target() -> None:
+    torch.manual_seed(7)
+    model = build_flow_matching((2,), hidden=(8,), sigma_min=0.05, target="stable")
+    x0, x1, t = torch.randn(6, 2), torch.randn(6, 2), torch.rand(6)
+    xt, u = model.path(x0, x1, t)
+    for i in range(6):  # each point's own data point as its only reference
+        got = model.stable_target(xt[i : i + 1], t[i : i + 1], x1[i : i + 1])
+        torch.testing.assert_close(got, u[i : i + 1], atol=1e-5, rtol=1e-5)
+
+
+def test_stable_target_approaches_the_gaussian_field_as_the_reference_grows() -> None:
+    # Gaussian data: the optimal field v* is known. The sample's own u_t misses it by the
+    # conditional variance (the flow-matching minimum); the stable target with the sample's
+    # own x1 and M - 1 independent draws misses it by less, and by less as M grows
+    # (Xu et al. 2023: the bias and variance vanish as the reference grows).
+    torch.manual_seed(8)
+    sigma_min, n, t_val = 0.05, 400, 0.5
+    field = GaussianVelocity(MU.double(), SIGMA.double(), sigma_min)
+    model = build_flow_matching((2,), hidden=(8,), sigma_min=sigma_min, target="stable")
+    chol = torch.linalg.cholesky(SIGMA.double())
+
+    def draw(k: int) -> Tensor:
+        return MU.double() + torch.randn(k, 2, dtype=torch.float64) @ chol.T
+
+    x1, x0 = draw(n), torch.randn(n, 2, dtype=torch.float64)
+    t = torch.full((n,), t_val, dtype=torch.float64)
+    xt, u = model.path(x0, x1, t)
+    best = field(xt, t).detach()
+    conditional = float((u - best).pow(2).sum(1).mean())
+    assert conditional == pytest.approx(minimum(t_val, sigma_min), rel=0.25)
+    errors = []
+    for m in (16, 256, 4096):
+        targets = torch.cat([model.stable_target(xt[i : i + 1], t[i : i + 1],
+                                                 torch.cat([x1[i : i + 1], draw(m - 1)]))
+                             for i in range(n)])  # fmt: skip
+        errors.append(float((targets - best).pow(2).sum(1).mean()))
+    assert conditional > errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.01 * conditional
+
+
+def test_stable_target_with_a_context_averages_over_the_same_context_only() -> None:
+    torch.manual_seed(9)
+    model = build_flow_matching((2,), context=3, hidden=(8,), target="stable")
+    ref = torch.randn(30, 2)
+    ref_c = torch.nn.functional.one_hot(torch.arange(30) % 3, 3).float()
+    xt, t = torch.randn(5, 2), torch.rand(5)
+    c = ref_c[:5]
+    got = model.stable_target(xt, t, ref, c, ref_c)
+    for i in range(5):
+        same = ref[(ref_c == c[i]).all(1)]
+        want = model.stable_target(xt[i : i + 1], t[i : i + 1], same)
+        torch.testing.assert_close(got[i : i + 1], want)
+    loss = model.loss((torch.randn(12, 2), torch.arange(12) % 3))
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_stable_target_queue_keeps_the_latest_training_examples() -> None:
+    torch.manual_seed(10)
+    model = build_flow_matching((2,), hidden=(8,), target="stable", reference=10)
+    a, b = torch.randn(8, 2), torch.randn(8, 2)
+    model.loss(a).backward()
+    model.loss(b).backward()
+    # the newest first: b, then the first two of a
+    torch.testing.assert_close(model._queue[0], torch.cat([b, a[:2]]))
+    model.eval()
+    with torch.no_grad():
+        model.loss(torch.randn(8, 2))  # validation neither adds to nor drops the queue
+    torch.testing.assert_close(model._queue[0], torch.cat([b, a[:2]]))
+    assert "_queue" not in str(list(model.state_dict()))
+
+
+def test_training_with_the_stable_target_learns_a_gaussian() -> None:
+    torch.manual_seed(11)
+    model = build_flow_matching((2,), hidden=(32, 32), target="stable", solver="rk4", steps=8)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    data = MU + torch.randn(2000, 2) @ torch.linalg.cholesky(SIGMA).T
+    for _ in range(300):
+        batch = data[torch.randint(0, 2000, (128,))]
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    model.eval()
+    truth = torch.distributions.MultivariateNormal(MU, SIGMA)
+    nll = -float(model.estimate(data[:500]).mean)
+    assert nll < -float(truth.log_prob(data[:500]).mean()) + 0.1
+
+
+def test_stable_target_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="target"):
+        build_flow_matching((2,), target="posterior")
+    with pytest.raises(ValueError, match="target"):
+        build_flow_matching((2,), target="stable", coupling="ot")
+    with pytest.raises(ValueError, match="reference"):
+        build_flow_matching((2,), reference=64)
+    with pytest.raises(ValueError, match="reference"):
+        build_flow_matching((2,), target="stable", reference=-1)
