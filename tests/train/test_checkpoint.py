@@ -93,3 +93,35 @@ def test_nonfinite_state_is_refused_before_anything_is_written(tmp_path: Path) -
         save_checkpoint(tmp_path, 4, _weights(4.0), bad_state)
     assert _dirs(tmp_path) == ["step-000000002.1"]
     assert load_latest_checkpoint(tmp_path)[0] == 2
+
+
+def test_every_file_and_the_set_are_durable_before_the_commit_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The order of durability that makes a crash safe at any moment: each file's contents and
+    # the set's directory (listing them) are synced before the manifest is written.
+    import os
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append("replace " + os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = save_checkpoint(tmp_path, 3, _weights(2.0), _state(3))
+    manifest = events.index("replace MANIFEST.json")
+    before = events[:manifest]
+    for name in ("model.safetensors", "state.safetensors", "state.json"):
+        put = before.index(f"replace {name}")
+        assert any(e.startswith(f"fsync .{name}.") for e in before[:put]), events
+    # the set's directory is synced after its last file was put in place
+    last_put = max(i for i, e in enumerate(before) if e.startswith("replace "))
+    assert f"fsync {path.name}" in before[last_put:], events
+    assert f"fsync {path.name}" in events[manifest:]  # and again for the manifest itself

@@ -109,14 +109,21 @@ def save_checkpoint(
     target.mkdir()
     fsync_dir(root)
 
+    # Each file's contents are synced as it is written; the directory that lists them once,
+    # after the last (one directory sync instead of one per file: 3.5 ms each on ext4 here).
     digests = {}
     for key, values in weights.items():
         blob = tensors_to_bytes(values, {"format": "tractable-model/1", "step": str(step)})
-        digests[f"{key}.safetensors"] = atomic_write_bytes(target / f"{key}.safetensors", blob)
+        digests[f"{key}.safetensors"] = atomic_write_bytes(
+            target / f"{key}.safetensors", blob, sync_dir=False
+        )
     digests["state.safetensors"] = atomic_write_bytes(
-        target / "state.safetensors", tensors_to_bytes(tensors, {"format": "tractable-state/1"})
+        target / "state.safetensors",
+        tensors_to_bytes(tensors, {"format": "tractable-state/1"}),
+        sync_dir=False,
     )
-    digests["state.json"] = atomic_write_json(target / "state.json", tree)
+    digests["state.json"] = atomic_write_json(target / "state.json", tree, sync_dir=False)
+    fsync_dir(target)
     # The commit marker, last: until it exists the set does not count as a checkpoint.
     write_manifest(target, digests, {"kind": "checkpoint", "step": step})
 

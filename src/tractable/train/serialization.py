@@ -62,12 +62,15 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, sync_dir: bool = True) -> str:
     r"""Write ``data`` to ``path`` atomically and durably; returns its SHA-256 hex digest.
 
     The file gets the mode of a newly created file (``0o666`` less the umask), as ``open``
     would give it. An ``OSError`` (no permission, a full disk, a file-size limit) names
-    ``path`` and leaves no temporary file behind.
+    ``path`` and leaves no temporary file behind. The file's contents are always synced;
+    ``sync_dir=False`` leaves the sync of its directory entry to the caller, who writes several
+    files into one directory and syncs it once (:func:`fsync_dir`) before anything relies on
+    them.
     """
     path = Path(path)
     try:
@@ -94,14 +97,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
         if isinstance(err, OSError) and err.errno is not None:
             raise OSError(err.errno, err.strerror, str(path)) from None
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
-    r"""Write ``obj`` as strict JSON (no NaN/Infinity literals) atomically; returns its SHA-256."""
+def atomic_write_json(path: str | os.PathLike, obj: Any, sync_dir: bool = True) -> str:
+    r"""Write ``obj`` as strict JSON (no NaN/Infinity literals) atomically; returns its SHA-256.
+    ``sync_dir`` as for :func:`atomic_write_bytes`."""
     text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"), sync_dir=sync_dir)
 
 
 def read_json(path: str | os.PathLike) -> Any:
