@@ -88,7 +88,7 @@ def density_2d(
     data: Tensor,
     samples: Tensor,
     out: str | Path,
-    resolution: int = 200,
+    resolution: int = 150,
     title: str = "",
     bins: int = 120,
 ) -> Path:
