@@ -302,16 +302,20 @@ class FlowMatching(Flow):
         tt = t.reshape(-1, *([1] * (xt.dim() - 1)))
         a = 1.0 - (1.0 - self.sigma_min) * tt
         flat_x, flat_r = xt.reshape(n, -1), reference.reshape(m, -1)
-        # -|x - t r|^2 / (2 a^2) up to a constant in each row, which the softmax ignores
+        # -|x - t r|^2 / (2 a^2) up to a constant in each row, which the softmax ignores:
+        # (t / a^2) x.r - (t^2 / 2a^2) |r|^2, as one product of (N, D+1) and (D+1, M)
         t1, a1 = t.reshape(-1, 1), a.reshape(-1, 1)
-        logits = (t1 * (flat_x @ flat_r.T) - 0.5 * t1**2 * flat_r.pow(2).sum(1)) / a1**2
+        left = torch.cat([flat_x * (t1 / a1**2), -0.5 * (t1 / a1) ** 2], 1)
+        right = torch.cat([flat_r, flat_r.pow(2).sum(1, keepdim=True)], 1)
+        logits = left @ right.T
         if context is not None:
             if reference_context is None:
                 raise ValueError("reference_context: required with a context")
             same = (context.unsqueeze(1) == reference_context.unsqueeze(0)).reshape(n, m, -1)
             logits = logits.masked_fill(~same.all(-1), float("-inf"))
         w = torch.softmax(logits, dim=1)
-        mean = (w @ flat_r).reshape(xt.shape)
+        # (r^T w^T)^T, not w r: the same product, some 10x faster on CPU for small D
+        mean = (flat_r.T @ w.T).T.reshape(xt.shape)
         return (mean - (1.0 - self.sigma_min) * xt) / a
 
     def likelihood_loss(self, x: Tensor, context: Tensor | None = None) -> Tensor:
