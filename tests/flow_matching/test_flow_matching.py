@@ -120,9 +120,13 @@ def test_ot_coupling_lowers_the_transport_cost() -> None:
     assert sorted(ot_permutation(x0, x1).tolist()) == list(range(64))
 
 
-def test_training_with_ot_couplings_learns_a_gaussian() -> None:
-    torch.manual_seed(3)
-    model = build_flow_matching((2,), hidden=(32, 32), coupling="ot", solver="rk4", steps=8)
+@pytest.mark.parametrize(
+    ("options", "seed"), [({"coupling": "ot"}, 3), ({"target": "stable"}, 11)], ids=["ot", "stable"]
+)
+def test_training_learns_a_gaussian(options: dict, seed: int) -> None:
+    # minibatch OT couplings, and the stable target field, still learn the data's density
+    torch.manual_seed(seed)
+    model = build_flow_matching((2,), hidden=(32, 32), solver="rk4", steps=8, **options)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     data = MU + torch.randn(2000, 2) @ torch.linalg.cholesky(SIGMA).T
     for _ in range(300):
@@ -448,22 +452,6 @@ def test_stable_target_queue_keeps_the_latest_training_examples() -> None:
         model.loss(torch.randn(8, 2))  # validation neither adds to nor drops the queue
     torch.testing.assert_close(model._queue[0], torch.cat([b, a[:2]]))
     assert "_queue" not in str(list(model.state_dict()))
-
-
-def test_training_with_the_stable_target_learns_a_gaussian() -> None:
-    torch.manual_seed(11)
-    model = build_flow_matching((2,), hidden=(32, 32), target="stable", solver="rk4", steps=8)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    data = MU + torch.randn(2000, 2) @ torch.linalg.cholesky(SIGMA).T
-    for _ in range(300):
-        batch = data[torch.randint(0, 2000, (128,))]
-        opt.zero_grad()
-        model.loss(batch).backward()
-        opt.step()
-    model.eval()
-    truth = torch.distributions.MultivariateNormal(MU, SIGMA)
-    nll = -float(model.estimate(data[:500]).mean)
-    assert nll < -float(truth.log_prob(data[:500]).mean()) + 0.1
 
 
 def test_stable_target_options_are_checked() -> None:
