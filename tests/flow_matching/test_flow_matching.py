@@ -463,3 +463,19 @@ def test_stable_target_options_are_checked() -> None:
         build_flow_matching((2,), reference=64)
     with pytest.raises(ValueError, match="reference"):
         build_flow_matching((2,), target="stable", reference=-1)
+
+
+def test_continuous_data_get_the_measured_settings_where_the_user_gave_none() -> None:
+    from tractable.flow_matching.builders import CONTINUOUS, run_defaults
+
+    opts, prep = run_defaults("continuous", None, {})
+    assert opts == {**CONTINUOUS, "target": "stable"} and prep == {}
+    mine = {"hidden": [8], "time_scale": 10.0, "target": "conditional"}
+    assert run_defaults("continuous", None, mine)[0] == {**mine, "sigma_min": 0.05}
+    # OT couplings keep the conditional target (the stable one refuses them)
+    opts = run_defaults("continuous", None, {"coupling": "ot"})[0]
+    assert opts["target"] == "conditional"
+    build_flow_matching((2,), **opts)  # a valid combination
+    # images keep the builder's defaults
+    assert run_defaults("discrete", 256, {})[0] == {}
+    assert run_defaults("binary", 2, {})[0] == {}

@@ -94,6 +94,10 @@ def build_flow_matching(
     )
 
 
+# flow matching's settings for continuous data, measured on the 2-D toys (run_defaults)
+CONTINUOUS = {"hidden": [64, 64, 64, 64], "time_scale": 1.0, "sigma_min": 0.05}
+
+
 def run_defaults(
     kind: str, levels: int | None, options: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -103,11 +107,30 @@ def run_defaults(
     as for the other flows (:data:`tractable.flows.defaults.LOGIT`), whose spread is nearer the
     unit-variance noise the paths start from.
 
+    Continuous data (the toys and tabular sets) get the settings measured on the 2-D toys
+    (:data:`CONTINUOUS`), each only where the user gave none: a 64x4 field seeing time at
+    scale 1, ``sigma_min = 0.05`` and the stable target field (with independent couplings;
+    ``coupling="ot"`` keeps the conditional target). With the command line's other defaults
+    (2,000 steps of 256, Adam 1e-3), seeds 0 / 1, test NLL in nats: 8gaussians 3.070 / 3.092
+    with the builder's defaults against 2.893 / 2.906, moons 2.812 / 2.708 against 2.490 /
+    2.475, in 0.7x the run's time (a smaller, smoother field: fewer ODE evaluations). On
+    seed 0 each part helps: time scale 1 alone 3.138 / 2.690; without the stable target
+    2.975 / 2.546; with the 128x3 field 2.927 / 2.517. Images keep the builder's defaults.
+
     Example:
         >>> run_defaults("discrete", 256, {})
         ({}, {'logit': 0.05})
+        >>> run_defaults("continuous", None, {"coupling": "ot"})[0]["target"]
+        'conditional'
     """
-    return dict(options), ({"logit": LOGIT} if kind == "discrete" else {})
+    out = dict(options)
+    if kind == "continuous":
+        for name, value in CONTINUOUS.items():
+            out.setdefault(name, value)
+        if out.get("coupling", "independent") != "independent":
+            out.setdefault("target", "conditional")
+        out.setdefault("target", "stable")
+    return out, ({"logit": LOGIT} if kind == "discrete" else {})
 
 
-__all__ = ["build_flow_matching", "run_defaults"]
+__all__ = ["CONTINUOUS", "build_flow_matching", "run_defaults"]
