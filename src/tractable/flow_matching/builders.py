@@ -114,8 +114,8 @@ def run_defaults(
     (2,000 steps of 256, Adam 1e-3), seeds 0 / 1, test NLL in nats: 8gaussians 3.070 / 3.092
     with the builder's defaults against 2.893 / 2.906, moons 2.812 / 2.708 against 2.490 /
     2.475, in 0.7x the run's time (a smaller, smoother field: fewer ODE evaluations). On
-    seed 0 each part helps: time scale 1 alone 3.138 / 2.690; without the stable target
-    2.975 / 2.546; with the 128x3 field 2.927 / 2.517. Images keep the builder's defaults.
+    seed 0: time scale 1 alone 3.138 / 2.690; without the stable target 2.975 / 2.546; with
+    the 128x3 field 2.927 / 2.517 (``BENCHMARKS.md``). Images keep the builder's defaults.
 
     Example:
         >>> run_defaults("discrete", 256, {})
