@@ -108,7 +108,7 @@ def run_defaults(
     unit-variance noise the paths start from.
 
     Continuous data (the toys and tabular sets) get the settings measured on the 2-D toys
-    (:data:`CONTINUOUS`), each only where the user gave none: a 64x4 field seeing time at
+    (``CONTINUOUS``), each only where the user gave none: a 64x4 field seeing time at
     scale 1, ``sigma_min = 0.05`` and the stable target field (with independent couplings;
     ``coupling="ot"`` keeps the conditional target). With the command line's other defaults
     (2,000 steps of 256, Adam 1e-3), seeds 0 / 1, test NLL in nats: 8gaussians 3.070 / 3.092
