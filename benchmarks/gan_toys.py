@@ -1,7 +1,10 @@
 """GAN objectives on the mixture toys: modes covered, high-quality fraction, KL and JS.
 
 Every loss trains through `tractable.runs.train_run` (the command line's path) with its
-paper's settings (`tractable.gan.PAPER`), the same MLPs and the same number of trainer steps
+paper's settings (`tractable.gan.PAPER`; since the continuous-data defaults of
+`tractable.gan.builders.run_defaults`, the minimax, non-saturating and hinge losses train
+both players at 1e-3 on the toys unless `--option` sets a rate), the same MLPs and the same
+number of trainer steps
 (one batch each, so `n_critic = 5` means a fifth as many generator steps), then
 `tractable eval RUN --metrics modes,kl` on 5,000 samples against the test split. KL and JS
 are between the exact mixture density and a KDE of the samples (a GAN has no density).

@@ -198,11 +198,15 @@ def test_a_gan_run_is_evaluated_by_its_samples(tmp_path: Path) -> None:
     m = train_run(
         model="gan", data="8gaussians", steps=12, batch_size=32, n=128, out=tmp_path / "run",
         options={"hidden": [8]}, data_options={"n_val": 200, "n_test": 200}, progress=False,
-        plots=False,
+        plots=False, lr=5e-4,
     )  # fmt: skip
     assert m["likelihood"] == "none" and "test_nll" not in m
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
-    assert last["lr_discriminator"] == pytest.approx(2e-4) and last["lr_generator"] == 2e-4
+    # each player's own rate reaches the log: on 2-D data the continuous-data rate of
+    # run_defaults, not the trainer's lr
+    from tractable.gan.builders import CONTINUOUS_LR
+
+    assert last["lr_discriminator"] == last["lr_generator"] == pytest.approx(CONTINUOUS_LR)
     run = Run.load(tmp_path / "run")
     with pytest.raises(ValueError, match="a GAN has no likelihood; compare it with sample"):
         run.estimate("test")
@@ -304,3 +308,20 @@ def test_growing_networks_are_the_plain_ones_at_full_resolution(shape: tuple[int
         low = x[..., : side // 2 ** (2 - stage), : side // 2 ** (2 - stage)]
         assert g(z).shape == low.shape
         assert flops(g, z) < full[0] and flops(d, low) < full[1]
+
+
+def test_continuous_data_train_both_players_faster_where_the_user_gave_no_rate() -> None:
+    from tractable.gan.builders import CONTINUOUS_LR, PAPER, run_defaults
+
+    for loss in ("minimax", "nonsaturating", "hinge"):
+        opts, _ = run_defaults("continuous", None, {"loss": loss})
+        assert opts["lr_d"] == opts["lr_g"] == CONTINUOUS_LR
+        built = build_gan((2,), hidden=(8,), **opts)
+        assert {p["lr"] for p in built.parts().values()} == {CONTINUOUS_LR}
+    assert run_defaults("continuous", None, {})[0]["lr_g"] == CONTINUOUS_LR  # the default loss
+    # the user's rates win; the Wasserstein losses and images keep the papers' rates
+    assert run_defaults("continuous", None, {"lr_d": 3e-4})[0]["lr_d"] == 3e-4
+    for loss in ("wgan", "wgan-gp"):
+        assert "lr_d" not in run_defaults("continuous", None, {"loss": loss})[0]
+        assert PAPER[loss]["lr_d"] < CONTINUOUS_LR
+    assert "lr_d" not in run_defaults("discrete", 256, {})[0]

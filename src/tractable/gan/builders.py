@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -148,13 +149,33 @@ def run_defaults(
     generator ends in a sigmoid for images (dequantized or binary values in :math:`[0, 1]`)
     and is linear for continuous data; no preprocessing beyond the data's own.
 
+    On continuous data (the toys and tabular sets) the minimax, non-saturating and hinge
+    losses train both players at ``lr_d = lr_g = CONTINUOUS_LR`` (1e-3) where the user gave no
+    rate, instead of the papers' image rates (1e-4 to 4e-4), at which the generator tightens
+    each mode of a 2-D mixture slowly. On 8gaussians at the command line's 2,000 steps, the
+    share of high-quality samples (within 3 standard deviations of a centre): non-saturating
+    0.479 / 0.865 / 0.931 -> 0.969 / 0.976 / 0.984 (seeds 0 / 1 / 2), hinge 0.702 -> 0.979,
+    minimax 0.720 -> 0.944 (seed 0), all eight modes kept; the longer runs of
+    ``benchmarks/gan_toys.py`` use the same rate (``BENCHMARKS.md``). The Wasserstein losses
+    keep their papers' rates, tuned with their five critic steps.
+
     Example:
         >>> run_defaults("discrete", 256, {})
         ({'output': 'sigmoid'}, {})
+        >>> run_defaults("continuous", None, {"lr_g": 2e-4})
+        ({'lr_g': 0.0002, 'output': 'linear', 'lr_d': 0.001}, {})
     """
     out = dict(options)
     out.setdefault("output", "linear" if kind == "continuous" else "sigmoid")
+    loss = out.get("loss", inspect.signature(build_gan).parameters["loss"].default)
+    if kind == "continuous" and loss in ("minimax", "nonsaturating", "hinge"):
+        out.setdefault("lr_d", CONTINUOUS_LR)
+        out.setdefault("lr_g", CONTINUOUS_LR)
     return out, {}
 
 
-__all__ = ["PAPER", "build_gan", "run_defaults", "spectral_normalize"]
+#: both players' learning rate on continuous data (see :func:`run_defaults`)
+CONTINUOUS_LR = 1e-3
+
+
+__all__ = ["CONTINUOUS_LR", "PAPER", "build_gan", "run_defaults", "spectral_normalize"]
