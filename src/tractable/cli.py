@@ -853,12 +853,14 @@ def entry() -> None:
     collector.
 
     ``gc.freeze`` moves every object tracked so far (the modules of torch and this package,
-    some 290,000) into a generation the collector never scans; what the command itself
-    creates is collected as usual. Two costs go: the full collections during the run, which
-    scan every imported object (four of them took 0.71 s of the default run, 0.19 s frozen),
-    and the collection passes of the interpreter's shutdown (0.6-0.9 s after torch and its
-    compiler were imported). Only for a process that runs one command and exits: called as a
-    function inside a longer-lived program, :func:`main` freezes nothing.
+    some 170,000; 290,000 once ``train`` has imported torch's compiler, which
+    :func:`~tractable.runs.training.torch_optim_import` freezes too) into a generation the
+    collector never scans; what the command creates afterwards is collected as usual. Two
+    costs go: the full collections during the run, which scan every imported object (four of
+    them took 0.71 s of the default run, 0.19 s frozen), and the collection passes of the
+    interpreter's shutdown (0.6-0.9 s after torch and its compiler were imported). Only for a
+    process that runs one command and exits: called as a function inside a longer-lived
+    program, :func:`main` freezes nothing.
     """
     import gc
 
