@@ -127,9 +127,8 @@ def run_defaults(
     if kind == "continuous":
         for name, value in CONTINUOUS.items():
             out.setdefault(name, value)
-        if out.get("coupling", "independent") != "independent":
-            out.setdefault("target", "conditional")
-        out.setdefault("target", "stable")
+        independent = out.get("coupling", "independent") == "independent"
+        out.setdefault("target", "stable" if independent else "conditional")
     return out, ({"logit": LOGIT} if kind == "discrete" else {})
 
 

@@ -219,8 +219,12 @@ class FlowMatching(Flow):
         if t is None:
             t = self._times(x1)
         xt, u = self.path(x0, x1, t)
+        return self._regression(xt, t, u, context)
+
+    def _regression(self, xt: Tensor, t: Tensor, u: Tensor, context: Tensor | None) -> Tensor:
+        r"""The batch mean of :math:`\lVert v_\theta(x_t, t) - u \rVert^2`."""
         v = self.net(xt, t, context)
-        return (v - u).pow(2).reshape(x1.shape[0], -1).sum(1).mean()
+        return (v - u).pow(2).reshape(xt.shape[0], -1).sum(1).mean()
 
     def _times(self, like: Tensor) -> Tensor:
         n = like.shape[0]
@@ -254,8 +258,7 @@ class FlowMatching(Flow):
         with torch.no_grad():  # a regression target: a constant to the weights
             xt, _ = self.path(x0, x1, t)
             u = self.stable_target(xt, t, ref, c, ref_c)
-        v = self.net(xt, t, c)
-        return (v - u).pow(2).reshape(x1.shape[0], -1).sum(1).mean()
+        return self._regression(xt, t, u, c)
 
     def _reference(self, x1: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
         r"""The batch followed by the queue of earlier training data; in training, the batch

@@ -142,6 +142,10 @@ def build_gan(
     )
 
 
+#: both players' learning rate on continuous data (see :func:`run_defaults`)
+CONTINUOUS_LR = 1e-3
+
+
 def run_defaults(
     kind: str, levels: int | None, options: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,10 +176,6 @@ def run_defaults(
         out.setdefault("lr_d", CONTINUOUS_LR)
         out.setdefault("lr_g", CONTINUOUS_LR)
     return out, {}
-
-
-#: both players' learning rate on continuous data (see :func:`run_defaults`)
-CONTINUOUS_LR = 1e-3
 
 
 __all__ = ["CONTINUOUS_LR", "PAPER", "build_gan", "run_defaults", "spectral_normalize"]
