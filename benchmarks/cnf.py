@@ -40,8 +40,9 @@ import torch
 
 import tractable as tr
 from tractable.continuous import FFJORD, total_nfe
+from tractable.evaluation.functions import MIXTURE_STD, mixture_log_density
 
-SIGMA = 0.5 / 1.414
+SIGMA = MIXTURE_STD["8gaussians"]
 ENTROPY = math.log(8) + math.log(2 * math.pi * math.e * SIGMA**2)
 
 
@@ -157,10 +158,7 @@ class Record:
 
 def true_nll(x: torch.Tensor) -> float:
     """The mean NLL of ``x`` under the mixture 8gaussians samples from (equal weights)."""
-    modes = torch.as_tensor(tr.data.toy_modes("8gaussians"), dtype=torch.float64)
-    d2 = (x.double()[:, None, :] - modes[None]).pow(2).sum(-1)
-    log_p = torch.logsumexp(-d2 / (2 * SIGMA**2), 1) - math.log(8 * 2 * math.pi * SIGMA**2)
-    return float(-log_p.mean())
+    return float(-mixture_log_density("8gaussians", SIGMA)(x).mean())
 
 
 def parse_arm(spec: str) -> tuple[str, int | None]:

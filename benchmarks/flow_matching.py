@@ -53,7 +53,7 @@ from typing import Any
 import torch
 
 import tractable as tr
-from tractable.data.toy import toy_modes
+from tractable.evaluation.functions import MIXTURE_STD, mixture_log_density
 from tractable.flow_matching import FlowMatching, build_flow_matching
 from tractable.runs import Run
 from tractable.runs.limits import build_checked
@@ -63,7 +63,7 @@ from tractable.train import LRSchedule, TrainConfig, make_optimizer
 from tractable.train.batches import permutation
 
 DATA = "8gaussians"
-SIGMA = 0.5 / 1.414  # the components' standard deviation
+SIGMA = MIXTURE_STD["8gaussians"]  # the components' standard deviation
 ENTROPY = math.log(8) + math.log(2 * math.pi * math.e * SIGMA**2)
 ATOL = RTOL = 1e-5
 
@@ -116,14 +116,8 @@ def load() -> list[float]:
 
 
 def true_log_density(x: torch.Tensor) -> torch.Tensor:
-    r"""``log p(x)`` of the 8gaussians mixture (centres from :func:`toy_modes`)."""
-    centres = torch.as_tensor(toy_modes(DATA), dtype=torch.float64)
-    d2 = torch.cdist(x.double(), centres).pow(2)
-    return (
-        torch.logsumexp(-d2 / (2 * SIGMA**2), 1)
-        - math.log(len(centres))
-        - math.log(2 * math.pi * SIGMA**2)
-    )
+    r"""``log p(x)`` of the 8gaussians mixture (the evaluation's exact mixture density)."""
+    return mixture_log_density(DATA, SIGMA)(x)
 
 
 def summarise(log_p: torch.Tensor, true: torch.Tensor | None) -> dict[str, float]:
